@@ -1,0 +1,120 @@
+// Package build turns a parsed kiln.yaml into an image in the store.
+//
+// It computes the files the image needs (closure of binaries, declared files, trees, accounts and
+// helpers), writes them as one deterministic layer, assembles the OCI config and manifest with
+// go-containerregistry, and commits blobs and tags in one store transaction. It never prints:
+// progress goes to the logger it is given.
+//
+//	sp, _ := spec.Load("kiln.yaml")
+//	st, _ := store.Open("/var/lib/kiln")
+//	res, err := build.Build(ctx, st, sp, build.Options{})
+package build
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/kiln-project/kiln/internal/layer"
+	"github.com/kiln-project/kiln/internal/spec"
+	"github.com/kiln-project/kiln/internal/store"
+)
+
+// Options tune a build. The zero value builds with the spec's name:tag at epoch 0.
+type Options struct {
+	Tags     []string     // replace the spec's name:tag
+	Epoch    time.Time    // timestamps in layers and config (SOURCE_DATE_EPOCH)
+	CacheDir string       // where layer cache entries live; "" disables the cache
+	NoCache  bool         // ignore cache entries (still refresh them)
+	Log      *slog.Logger // progress; nil discards
+}
+
+// Result describes a committed image.
+type Result struct {
+	Digest   v1.Hash // manifest digest
+	Tags     []string
+	Layer    layer.Written // the contents layer
+	Files    int           // entries in the contents layer
+	Cached   bool          // the contents layer came from the build cache
+	Manifest *v1.Manifest
+}
+
+// Build builds sp into st. On error the store is left as it was.
+func Build(ctx context.Context, st *store.Store, sp *spec.Spec, opts Options) (*Result, error) {
+	log := opts.Log
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	tags := opts.Tags
+	if len(tags) == 0 {
+		tags = []string{sp.Name + ":" + sp.Tag}
+	}
+
+	tx, err := st.Begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Abort()
+
+	base, err := openBase(ctx, st, sp)
+	if err != nil {
+		return nil, err
+	}
+	if base.cleanup != nil {
+		defer base.cleanup()
+	}
+	c, err := collect(sp, base)
+	if err != nil {
+		return nil, err
+	}
+	planned, err := layer.Plan(c.entries)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", sp.File, err)
+	}
+	log.Info("resolved contents", "entries", len(planned))
+
+	res := &Result{Tags: tags, Files: len(planned)}
+	lay, cached, err := contentsLayer(ctx, st, tx, planned, opts, log)
+	if err != nil {
+		return nil, err
+	}
+	res.Layer, res.Cached = lay.w, cached
+
+	img, err := assemble(base, lay, sp, c, opts.Epoch)
+	if err != nil {
+		return nil, err
+	}
+	if err := commit(tx, img, tags, res); err != nil {
+		return nil, err
+	}
+	if !cached {
+		saveCache(opts.CacheDir, lay.key, lay.w)
+	}
+	log.Info("built", "digest", res.Digest.String(), "tags", tags)
+	return res, nil
+}
+
+func commit(tx *store.Tx, img v1.Image, tags []string, res *Result) error {
+	digest, err := tx.WriteImage(img)
+	if err != nil {
+		return fmt.Errorf("write image: %w", err)
+	}
+	for _, t := range tags {
+		if err := tx.Tag(t, digest); err != nil {
+			return err
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return err
+	}
+	m, err := img.Manifest()
+	if err != nil {
+		return err
+	}
+	res.Digest, res.Manifest = digest, m
+	return nil
+}

@@ -1,0 +1,103 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/kiln-project/kiln/internal/store"
+)
+
+// imageRow is one tag in `kiln images`.
+type imageRow struct {
+	Name    string    `json:"name"`
+	Tag     string    `json:"tag"`
+	Digest  string    `json:"digest"`
+	Created time.Time `json:"created"`
+	Size    int64     `json:"size"` // manifest, config and compressed layers
+	Layers  int       `json:"layers"`
+}
+
+func newImages(e *env) *cobra.Command {
+	var format string
+	cmd := &cobra.Command{
+		Use:   "images [--format table|json]",
+		Short: "List the images in the store",
+		Long:  "List every tagged image: name, tag, manifest digest, creation time and stored size (compressed).",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			st, err := e.store()
+			if err != nil {
+				return err
+			}
+			rows, err := imageRows(st)
+			if err != nil {
+				return err
+			}
+			switch format {
+			case "json":
+				return writeJSON(e, rows)
+			case "table", "":
+				return imagesTable(e, rows)
+			}
+			return fmt.Errorf("--format %q: want table or json", format)
+		},
+	}
+	cmd.Flags().StringVar(&format, "format", "table", "output format: table or json")
+	return cmd
+}
+
+func imageRows(st *store.Store) ([]imageRow, error) {
+	tagged, err := st.List()
+	if err != nil {
+		return nil, err
+	}
+	rows := make([]imageRow, 0, len(tagged))
+	for _, t := range tagged {
+		d, err := describe(st, t.Digest)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", t.Ref, err)
+		}
+		name, tag := splitRef(t.Ref)
+		rows = append(rows, imageRow{Name: name, Tag: tag, Digest: t.Digest.String(),
+			Created: d.Created, Size: d.Size, Layers: len(d.Layers)})
+	}
+	return rows, nil
+}
+
+// splitRef splits "name:tag" at the last colon after the last slash.
+func splitRef(ref string) (string, string) {
+	i := strings.LastIndex(ref, ":")
+	if i < 0 || i < strings.LastIndex(ref, "/") {
+		return ref, "latest"
+	}
+	return ref[:i], ref[i+1:]
+}
+
+func imagesTable(e *env, rows []imageRow) error {
+	tw := tabwriter.NewWriter(e.stdout, 0, 4, 3, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tTAG\tDIGEST\tCREATED\tSIZE")
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.Name, r.Tag, shortDigest(r.Digest),
+			r.Created.UTC().Format(time.RFC3339), size(r.Size))
+	}
+	return tw.Flush()
+}
+
+func shortDigest(d string) string {
+	_, hex, _ := strings.Cut(d, ":")
+	if len(hex) > 12 {
+		hex = hex[:12]
+	}
+	return hex
+}
+
+func writeJSON(e *env, v any) error {
+	enc := json.NewEncoder(e.stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}

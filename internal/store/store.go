@@ -1,0 +1,287 @@
+// Package store keeps images on disk in a content-addressed store: blobs, tags,
+// transactions, locks, gc and check. It never builds images or reads kiln.yaml.
+//
+// The store lives in ROOT/store and is a valid OCI image layout, so
+// `skopeo inspect oci:ROOT/store:curl:latest` works:
+//
+//	oci-layout           {"imageLayoutVersion":"1.0.0"}
+//	index.json           one manifest descriptor per tag, annotated
+//	                     org.opencontainers.image.ref.name = "name:tag"
+//	blobs/sha256/<hex>   every blob once, mode 0444, never modified
+//	tmp/tx-<random>/     staging dir of a running transaction (flocked)
+//	tmp/*.new            temporary files of index.json writers (under index.lock)
+//	gc.lock              flock: shared by transactions, tag and check; exclusive by gc
+//	index.lock           flock: exclusive while index.json is read-modified-written
+//
+// Usage:
+//
+//	s, err := store.Open(root)
+//	tx, err := s.Begin(ctx)
+//	defer tx.Abort()
+//	digest, err := tx.WriteImage(img)
+//	err = tx.Tag("curl", digest) // curl:latest
+//	err = tx.Commit()
+//
+// Guarantees, with any number of kiln processes running at once:
+//
+//   - A blob is written to a staging file through a hashing writer and fsynced;
+//     it appears under blobs/ only by an atomic rename to its own digest, so a
+//     file in blobs/ is always complete and never changes.
+//   - index.json is replaced atomically (write, fsync, rename, fsync dir) under
+//     index.lock, after re-reading it under that lock: no writer loses another
+//     writer's tag. Readers (Resolve, List, Image) take no lock.
+//   - Until Commit renames the first blob, an error, Abort or a killed process
+//     leaves blobs/ and index.json exactly as they were; leftovers can only be
+//     in tmp/, and are removed by the next Begin or GC. A kill inside Commit
+//     can additionally leave complete, verified blobs in blobs/ that no tag
+//     references yet; index.json is then still the old one, and GC removes them.
+//   - GC holds gc.lock exclusively, so it never runs while a transaction that
+//     may reference an existing blob is open.
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+)
+
+// Sentinel errors, checked with errors.Is; the errors that wrap them name the
+// reference or digest.
+var (
+	ErrNotFound  = errors.New("not found")
+	ErrAmbiguous = errors.New("ambiguous digest prefix")
+)
+
+// TarChecker reads an uncompressed layer tar from untrusted hands and returns
+// an error if it is unsafe to extract. kiln sets it to layer.Check.
+type TarChecker func(r io.Reader) error
+
+// Store is a content-addressed image store rooted at ROOT/store.
+// It is safe for concurrent use by goroutines and by processes.
+type Store struct {
+	dir string // ROOT/store
+
+	// CheckTar, if set, is run by Tx.WriteImage on every new layer's
+	// uncompressed stream. Without it only digests and diff_ids are verified.
+	CheckTar TarChecker
+}
+
+const (
+	refAnnotation = "org.opencontainers.image.ref.name"
+	layoutFile    = `{"imageLayoutVersion":"1.0.0"}`
+	emptyIndex    = `{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}`
+)
+
+func (s *Store) path(elem ...string) string {
+	return filepath.Join(append([]string{s.dir}, elem...)...)
+}
+
+func (s *Store) blobsDir() string { return s.path("blobs", "sha256") }
+func (s *Store) tmpDir() string   { return s.path("tmp") }
+
+// Open opens the store under root (the kiln root), creating it on first use.
+// An existing, complete store is opened without writing to it.
+func Open(root string) (*Store, error) {
+	s := &Store{dir: filepath.Join(root, "store")}
+	for _, d := range []struct {
+		path string
+		mode os.FileMode
+	}{
+		{root, 0o700},
+		{s.dir, 0o700},
+		{s.path("blobs"), 0o755},
+		{s.blobsDir(), 0o755},
+		{s.tmpDir(), 0o700},
+	} {
+		if err := mkdirIfMissing(d.path, d.mode); err != nil {
+			return nil, fmt.Errorf("open store: %w", err)
+		}
+	}
+	if err := s.initFiles(); err != nil {
+		return nil, fmt.Errorf("open store %s: %w", s.dir, err)
+	}
+	return s, nil
+}
+
+func mkdirIfMissing(path string, mode os.FileMode) error {
+	fi, err := os.Stat(path)
+	if err == nil {
+		if !fi.IsDir() {
+			return &os.PathError{Op: "open", Path: path, Err: errors.New("not a directory")}
+		}
+		return nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	if err := os.Mkdir(path, mode); err != nil && !errors.Is(err, os.ErrExist) {
+		return err
+	}
+	return nil
+}
+
+// initFiles writes oci-layout and index.json if missing. It checks under
+// index.lock, so that two first users cannot replace each other's index.json.
+func (s *Store) initFiles() error {
+	if err := s.checkLayout(); err == nil {
+		if _, err := os.Stat(s.path("index.json")); err == nil {
+			return nil
+		}
+	}
+	l, err := lockPath(context.Background(), s.path("index.lock"), exclusive)
+	if err != nil {
+		return err
+	}
+	defer unlock(l)
+	if err := s.checkLayout(); errors.Is(err, os.ErrNotExist) {
+		if err := s.writeAtomic("oci-layout", []byte(layoutFile+"\n")); err != nil {
+			return err
+		}
+	} else if err != nil {
+		return err
+	}
+	if _, err := os.Stat(s.path("index.json")); errors.Is(err, os.ErrNotExist) {
+		return s.writeAtomic("index.json", []byte(emptyIndex+"\n"))
+	}
+	return err
+}
+
+func (s *Store) checkLayout() error {
+	b, err := os.ReadFile(s.path("oci-layout"))
+	if err != nil {
+		return err
+	}
+	var l struct {
+		Version string `json:"imageLayoutVersion"`
+	}
+	if err := json.Unmarshal(b, &l); err != nil || l.Version != "1.0.0" {
+		return fmt.Errorf("%s: not an OCI image layout version 1.0.0", s.path("oci-layout"))
+	}
+	return nil
+}
+
+// writeAtomic replaces store/name with data: write tmp/name.new, fsync,
+// rename, fsync the store dir. Callers hold index.lock, which also guards the
+// temporary file.
+func (s *Store) writeAtomic(name string, data []byte) error {
+	tmp := filepath.Join(s.tmpDir(), name+".new")
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Chmod(0o644); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, s.path(name)); err != nil {
+		return err
+	}
+	return syncDir(s.dir)
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return &os.PathError{Op: "fsync", Path: dir, Err: err}
+	}
+	return nil
+}
+
+// validHex reports whether s is a lowercase sha256 hex digest, so that it can
+// be used as a file name.
+func validHex(s string) bool {
+	return len(s) == 64 && isHex(s)
+}
+
+func isHex(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+func checkDigest(h v1.Hash) error {
+	if h.Algorithm != "sha256" || !validHex(h.Hex) {
+		return fmt.Errorf("invalid digest %q: want sha256:<64 lowercase hex>", h.String())
+	}
+	return nil
+}
+
+func (s *Store) blobPath(h v1.Hash) (string, error) {
+	if err := checkDigest(h); err != nil {
+		return "", err
+	}
+	return filepath.Join(s.blobsDir(), h.Hex), nil
+}
+
+// Blob opens the stored blob h for reading. A missing blob is an error
+// wrapping ErrNotFound.
+func (s *Store) Blob(h v1.Hash) (*os.File, error) {
+	p, err := s.blobPath(h)
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.Open(p)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("blob %s: %w", h, ErrNotFound)
+	}
+	return f, err
+}
+
+// HasBlob reports whether blob h is stored.
+func (s *Store) HasBlob(h v1.Hash) bool {
+	p, err := s.blobPath(h)
+	if err != nil {
+		return false
+	}
+	_, err = os.Stat(p)
+	return err == nil
+}
+
+// readBlob reads a small blob (a manifest, index or config) whole, checking
+// that it is no larger than max and that its content matches its name.
+func (s *Store) readBlob(h v1.Hash, max int64) ([]byte, error) {
+	f, err := s.Blob(h)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, max+1))
+	if err != nil {
+		return nil, fmt.Errorf("read blob %s: %w", h, err)
+	}
+	if int64(len(b)) > max {
+		return nil, fmt.Errorf("blob %s: larger than %d bytes", h, max)
+	}
+	if got := sha256Of(b); got != h {
+		return nil, fmt.Errorf("blob %s: content hashes to %s", h, got)
+	}
+	return b, nil
+}
+
+// maxMetaSize bounds manifests, indexes and configs read into memory.
+const maxMetaSize = 32 << 20

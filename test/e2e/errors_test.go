@@ -1,0 +1,78 @@
+package e2e
+
+import (
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// Bad kiln.yaml input: a clear error naming the file, line and path, and an untouched store.
+func TestBuildErrorsNameTheLine(t *testing.T) {
+	cases := []struct {
+		name, yaml string
+		want       []string
+	}{
+		{"unknown key", "name: x\ncontents:\n  binary: [/bin/true]\n", []string{"kiln.yaml:3", "binary"}},
+		{"wrong type", "name: x\ncontents:\n  files:\n    - {src: ./a, dst: /a, uid: root}\n", []string{"kiln.yaml:4", "uid"}},
+		{"missing file", "name: x\ncontents:\n  files:\n    - {src: ./nope.conf, dst: /a}\n", []string{"kiln.yaml:4", "nope.conf"}},
+		{"missing binary", "name: x\ncontents:\n  binaries:\n    - /usr/bin/does-not-exist\n", []string{"kiln.yaml:4", "/usr/bin/does-not-exist"}},
+		{"missing name", "contents: {}\n", []string{"kiln.yaml", "name"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			root := t.TempDir()
+			mustKiln(t, root, "images") // create the store so there is something to compare
+			before := snapshot(t, root)
+			dir := t.TempDir()
+			writeFile(t, filepath.Join(dir, "kiln.yaml"), c.yaml, 0o644)
+			writeFile(t, filepath.Join(dir, "a"), "a\n", 0o644)
+			r := kilnIn(t, root, "build", dir)
+			if r.code == 0 {
+				t.Fatalf("build succeeded, want an error")
+			}
+			for _, w := range c.want {
+				if !strings.Contains(r.stderr, w) {
+					t.Errorf("error lacks %q:\n%s", w, r.stderr)
+				}
+			}
+			if r.stdout != "" {
+				t.Errorf("a failed build printed to stdout: %q", r.stdout)
+			}
+			if after := snapshot(t, root); after != before {
+				t.Errorf("store changed:\nbefore:\n%s\nafter:\n%s", before, after)
+			}
+		})
+	}
+}
+
+// A binary whose library is gone: the error names the library, the binary and the kiln.yaml line.
+func TestBuildMissingLibrary(t *testing.T) {
+	need(t, "gcc")
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "lib.c"), "int answer(void) { return 42; }\n", 0o644)
+	writeFile(t, filepath.Join(dir, "app.c"), "int answer(void);\nint main(void) { return answer() - 42; }\n", 0o644)
+	run(t, "gcc", "-shared", "-fPIC", "-o", filepath.Join(dir, "libanswer.so.1"), filepath.Join(dir, "lib.c"),
+		"-Wl,-soname,libanswer.so.1")
+	run(t, "gcc", "-o", filepath.Join(dir, "app"), filepath.Join(dir, "app.c"), filepath.Join(dir, "libanswer.so.1"),
+		"-Wl,-rpath,$ORIGIN/lib")
+	writeFile(t, filepath.Join(dir, "kiln.yaml"), "name: app\ncontents:\n  binaries:\n    - ./app\n", 0o644)
+	root := t.TempDir()
+	r := kilnIn(t, root, "build", dir)
+	for _, w := range []string{"kiln.yaml:4", "libanswer.so.1"} {
+		if r.code == 0 || !strings.Contains(r.stderr, w) {
+			t.Errorf("exit %d, error lacks %q:\n%s", r.code, w, r.stderr)
+		}
+	}
+	// Put the library where $ORIGIN/lib points and the same kiln.yaml builds, and the app runs.
+	run(t, "mkdir", "-p", filepath.Join(dir, "lib"))
+	run(t, "mv", filepath.Join(dir, "libanswer.so.1"), filepath.Join(dir, "lib"))
+	if out, err := exec.Command(filepath.Join(dir, "app")).CombinedOutput(); err != nil {
+		t.Fatalf("app on the host: %v %s", err, out)
+	}
+	mustKiln(t, root, "build", dir)
+	rootfs := unpack(t, root, inspect(t, root, "app"))
+	if out, err := exec.Command("chroot", rootfs, "/usr/local/bin/app").CombinedOutput(); err != nil {
+		t.Fatalf("app in the image: %v %s", err, out)
+	}
+}
