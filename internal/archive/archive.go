@@ -17,9 +17,11 @@
 // Save writes index.json the way `docker save` (25+) and BuildKit's OCI exporter do: one manifest
 // descriptor whose annotation io.containerd.image.name holds the full name
 // ("docker.io/library/curl:latest") and whose org.opencontainers.image.ref.name holds only the tag
-// ("latest"). Podman and Docker take the name from io.containerd.image.name; skopeo needs no name
-// for a single-image archive (`skopeo inspect oci-archive:curl.tar`) and matches an explicit one
-// against ref.name (`oci-archive:curl.tar:latest`).
+// ("latest"). Podman (and buildah) and Docker take the name from io.containerd.image.name;
+// skopeo needs no name for a single-image archive (`skopeo inspect oci-archive:curl.tar`) and
+// matches an explicit one against ref.name (`oci-archive:curl.tar:latest`). The manifest is
+// written as it is, so its digest is kept; skopeo only matches names of manifests with OCI media
+// types, so an image with Docker media types is reachable there without a name only.
 //
 // # Names found by Load
 //

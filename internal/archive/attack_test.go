@@ -270,7 +270,7 @@ func TestLoadRejectsCorruptDockerArchive(t *testing.T) {
 	}
 	layerFile := m.Layers[1].Digest.Hex + ".tar.gz"
 	t.Run("manifest.json names a missing layer", func(t *testing.T) {
-		loadFails(t, rewriteTar(t, good, func(e *tarEntry) bool { return e.hdr.Name != layerFile }), layerFile+": not in the archive")
+		loadFails(t, rewriteTar(t, good, func(e *tarEntry) bool { return e.hdr.Name != layerFile }), `"`+layerFile+`": not in the archive`)
 	})
 	t.Run("manifest.json names a missing config", func(t *testing.T) {
 		loadFails(t, rewriteTar(t, good, func(e *tarEntry) bool { return e.hdr.Name != m.Config.Digest.String() }), "not in the archive")

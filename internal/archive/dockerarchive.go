@@ -43,7 +43,7 @@ func loadDockerArchive(archive, tmp string) ([]Loaded, error) {
 	for i, desc := range manifest {
 		img, err := dockerImage(file, entries, desc)
 		if err != nil {
-			return nil, fmt.Errorf("archive %s: manifest.json image %d (config %s): %w", archive, i, desc.Config, err)
+			return nil, fmt.Errorf("archive %s: manifest.json image %d (config %q): %w", archive, i, desc.Config, err)
 		}
 		images = append(images, img)
 	}
@@ -141,21 +141,21 @@ func resolveEntry(entries map[string]*tar.Header, name string, limit int64) erro
 	for range maxLinkHops {
 		hdr, ok := entries[path.Clean(target)]
 		if !ok {
-			return fmt.Errorf("%s: not in the archive", name)
+			return fmt.Errorf("%q: not in the archive", name)
 		}
 		switch hdr.Typeflag {
 		case tar.TypeReg, tar.TypeRegA:
 			if limit > 0 && hdr.Size > limit {
-				return fmt.Errorf("%s is %d bytes, more than the %d allowed", name, hdr.Size, limit)
+				return fmt.Errorf("%q is %d bytes, more than the %d allowed", name, hdr.Size, limit)
 			}
 			return nil
 		case tar.TypeSymlink, tar.TypeLink:
 			target = path.Join(path.Dir(target), path.Clean(hdr.Linkname))
 		default:
-			return fmt.Errorf("%s: not a regular file", name)
+			return fmt.Errorf("%q: not a regular file", name)
 		}
 	}
-	return fmt.Errorf("%s: more than %d links", name, maxLinkHops)
+	return fmt.Errorf("%q: more than %d links", name, maxLinkHops)
 }
 
 // singleImageOpener opens the tar at file as if its manifest.json listed desc only.

@@ -76,7 +76,7 @@ func (x *ociExtractor) entry(hdr *tar.Header, r io.Reader) error {
 		return x.unsafe(hdr.Name, "not a directory of an OCI layout")
 	case tar.TypeReg, tar.TypeRegA:
 	case tar.TypeSymlink, tar.TypeLink:
-		return x.unsafe(hdr.Name, "link to "+hdr.Linkname)
+		return x.unsafe(hdr.Name, fmt.Sprintf("link to %q", hdr.Linkname))
 	default:
 		return x.unsafe(hdr.Name, fmt.Sprintf("tar entry type %q", hdr.Typeflag))
 	}

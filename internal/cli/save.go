@@ -46,10 +46,7 @@ func runSave(e *env, ref, out string, format archive.Format) error {
 	if err != nil {
 		return err
 	}
-	name := ref
-	if tags := tagsOf(st, d); len(tags) > 0 && (name == d.String() || len(name) < len(tags[0])) {
-		name = tags[0]
-	}
+	name := archiveName(ref, tagsOf(st, d))
 	if out == "-" {
 		return archive.Save(e.stdout, img, name, format)
 	}
@@ -70,4 +67,18 @@ func runSave(e *env, ref, out string, format archive.Format) error {
 		return err
 	}
 	return os.Rename(tmp.Name(), out)
+}
+
+// archiveName is the name:tag recorded in the archive: the one asked for when it is a tag, else the
+// image's first tag, else none.
+func archiveName(ref string, tags []string) string {
+	for _, t := range tags {
+		if t == ref || t == ref+":latest" {
+			return t
+		}
+	}
+	if len(tags) > 0 {
+		return tags[0]
+	}
+	return ""
 }

@@ -111,25 +111,23 @@ func parseShebang(head []byte) (interp, arg string, ok bool) {
 // skipped; -S splits on blanks only (env's quoting and ${VAR} are not interpreted).
 func envProgram(arg string) string {
 	rest := []string{arg}
+	options := true // env stops parsing options at the first operand, as getopt does with "+"
 	for len(rest) > 0 {
 		a := rest[0]
 		rest = rest[1:]
 		switch {
 		case a == "":
 			return ""
-		case a == "--":
-			if len(rest) > 0 {
-				return rest[0]
-			}
-			return ""
-		case a == "-":
+		case options && a == "--":
+			options = false
+		case options && a == "-":
 			// the same as -i
-		case strings.HasPrefix(a, "--"):
+		case options && strings.HasPrefix(a, "--"):
 			rest = envLongOption(a[2:], rest)
-		case a[0] == '-':
+		case options && a[0] == '-':
 			rest = envShortOptions(a[1:], rest)
 		case strings.Contains(a, "="):
-			// NAME=VALUE
+			options = false // NAME=VALUE
 		default:
 			return a
 		}

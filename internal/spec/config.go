@@ -196,7 +196,7 @@ func (p *parser) volumes(m mapping) []string {
 		switch {
 		case v == "":
 		case seen[v] != 0:
-			p.failf(n, at.Field, "duplicate volume %s (first at line %d)", v, seen[v])
+			p.failf(n, at.Field, "duplicate volume %s (first at line %d)", show(v), seen[v])
 		default:
 			seen[v] = n.Line
 			vols = append(vols, v)

@@ -3,6 +3,7 @@ package spec
 import (
 	"errors"
 	"io/fs"
+	"strings"
 	"testing"
 )
 
@@ -313,5 +314,18 @@ func TestAt(t *testing.T) {
 	err := s.At(s.Contents.Binaries[0].Pos, errors.New("not found in PATH"))
 	if want := "kiln.yaml:3: contents.binaries[0]: not found in PATH"; err.Error() != want {
 		t.Errorf("got %q, want %q", err, want)
+	}
+}
+
+func TestNULIsRefused(t *testing.T) {
+	for _, yaml := range []string{
+		"name: x\nconfig:\n  cmd: [\"a\\0b\"]\n",
+		"name: x\nconfig:\n  env: {A: \"\\0\"}\n",
+		"name: x\ncontents:\n  dirs: [\"/a\\0\"]\n",
+	} {
+		_, err := parse(t, yaml)
+		if err == nil || !strings.Contains(err.Error(), "kiln.yaml:3: ") || !strings.Contains(err.Error(), "must not contain a NUL character") {
+			t.Errorf("%q: got %v, want a NUL error at line 3", yaml, err)
+		}
 	}
 }

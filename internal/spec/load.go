@@ -52,8 +52,7 @@ func (p *parser) spec(n *yaml.Node) *Spec {
 		s.Name = p.name(v)
 	}
 	if v := m.get("tag"); v != nil {
-		s.Tag, _ = p.str(v, "tag")
-		p.check(v, "tag", checkTag(s.Tag))
+		s.Tag = p.tag(v)
 	}
 	if v := m.get("base"); v != nil {
 		s.Base = p.base(v)
@@ -77,6 +76,14 @@ func (p *parser) name(n *yaml.Node) string {
 	s, ok := p.str(n, "name")
 	if ok {
 		p.check(n, "name", checkName(s))
+	}
+	return s
+}
+
+func (p *parser) tag(n *yaml.Node) string {
+	s, ok := p.str(n, "tag")
+	if ok {
+		p.check(n, "tag", checkTag(s))
 	}
 	return s
 }

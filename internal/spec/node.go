@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
@@ -126,11 +127,21 @@ func describeScalar(n *yaml.Node) string {
 	case "!!str":
 		return "string " + strconv.Quote(v)
 	case "!!int":
-		return "integer " + v
+		return "integer " + show(v)
 	case "!!float":
-		return "number " + v
+		return "number " + show(v)
 	case "!!bool":
-		return "boolean " + v
+		return "boolean " + show(v)
 	}
-	return fmt.Sprintf("%s %q", strings.TrimPrefix(n.ShortTag(), "!!"), v)
+	return fmt.Sprintf("%q tagged %q", v, n.Tag)
+}
+
+// show returns s as it is when it prints on one line, else quoted: errors are one line each.
+func show(s string) string {
+	for _, r := range s {
+		if !unicode.IsPrint(r) {
+			return strconv.Quote(s)
+		}
+	}
+	return s
 }

@@ -51,8 +51,8 @@ func TestCompleteExample(t *testing.T) {
 				{Pos: Pos{7, "contents.binaries[0]"}, Src: "curl"},
 				{Pos: Pos{8, "contents.binaries[1]"}, Src: filepath.Join(dir, "bin/app"), Dst: "/app"},
 			},
-			Files: []File{{Pos: Pos{10, "contents.files[0]"}, Src: filepath.Join(dir, "app.conf"), Dst: "/etc/app.conf", Mode: mode(0o644)}},
-			Trees: []Tree{{Pos: Pos{12, "contents.trees[0]"}, Src: filepath.Join(dir, "static"), Dst: "/srv/www", UID: 1000, GID: 1000}},
+			Files:    []File{{Pos: Pos{10, "contents.files[0]"}, Src: filepath.Join(dir, "app.conf"), Dst: "/etc/app.conf", Mode: mode(0o644)}},
+			Trees:    []Tree{{Pos: Pos{12, "contents.trees[0]"}, Src: filepath.Join(dir, "static"), Dst: "/srv/www", UID: 1000, GID: 1000}},
 			Symlinks: []Symlink{{Pos: Pos{14, "contents.symlinks[0]"}, Path: "/usr/bin/fetch", Target: "curl"}},
 			Dirs: []Dir{
 				{Pos: Pos{16, "contents.dirs[0]"}, Path: "/data", Mode: 0o755},

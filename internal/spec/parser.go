@@ -128,28 +128,27 @@ func (p *parser) each(m mapping, key string, fn func(n *yaml.Node, at Pos)) {
 }
 
 // str returns the text of a scalar as written: "1.10" stays "1.10", 0644 stays "0644".
+// No kiln string may hold a NUL: none survives into argv, env or a path.
 func (p *parser) str(n *yaml.Node, field string) (string, bool) {
 	if n.Kind != yaml.ScalarNode || isNull(n) {
 		p.wrongType(n, field, "a string")
 		return "", false
 	}
-	return n.Value, true
-}
-
-// text is str for values that may not be empty or hold a NUL.
-func (p *parser) text(n *yaml.Node, field string) (string, bool) {
-	s, ok := p.str(n, field)
-	switch {
-	case !ok:
-		return "", false
-	case s == "":
-		p.failf(n, field, "must not be empty")
-		return "", false
-	case strings.ContainsRune(s, 0):
+	if strings.ContainsRune(n.Value, 0) {
 		p.failf(n, field, "must not contain a NUL character")
 		return "", false
 	}
-	return s, true
+	return n.Value, true
+}
+
+// text is str for values that may not be empty.
+func (p *parser) text(n *yaml.Node, field string) (string, bool) {
+	s, ok := p.str(n, field)
+	if ok && s == "" {
+		p.failf(n, field, "must not be empty")
+		return "", false
+	}
+	return s, ok
 }
 
 // maxID is the largest uid or gid kiln accepts: it fits an int everywhere.

@@ -20,8 +20,6 @@ func imagePath(s string) (string, error) {
 	switch {
 	case s == "":
 		return "", errors.New("must not be empty")
-	case strings.ContainsRune(s, 0):
-		return "", errors.New("must not contain a NUL character")
 	case !strings.HasPrefix(s, "/"):
 		return "", fmt.Errorf("%q is not absolute", s)
 	}
@@ -77,7 +75,7 @@ func (p *parser) src(n *yaml.Node, field string, want srcKind) string {
 	}
 	abs = filepath.Clean(abs)
 	if err := statSrc(abs, want); err != nil {
-		p.failf(n, field, "%s: %w", s, err)
+		p.failf(n, field, "%s: %w", show(s), err)
 	}
 	return abs
 }

@@ -5,30 +5,96 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"sync"
 	"testing"
+	"time"
 )
 
+// The helper process is the test binary run again as a second kiln process
+// on the same store. It reports "ready" by creating root/ready, then waits for
+// root/go.
 const (
 	helperRootEnv  = "KILN_STORE_TEST_ROOT"
-	helperCountEnv = "KILN_STORE_TEST_COUNT"
+	helperModeEnv  = "KILN_STORE_TEST_MODE" // "write N" or "hang"
+	helperTimeout  = 30 * time.Second
+	helperPollTime = 5 * time.Millisecond
 )
 
-// TestHelperProcess is not a test: TestConcurrentWriters runs the test
-// binary again with it, as a second kiln process writing to the same store.
 func TestHelperProcess(t *testing.T) {
 	root := os.Getenv(helperRootEnv)
 	if root == "" {
-		t.Skip("helper process for TestConcurrentWriters")
+		t.Skip("helper process for the multi-process tests")
 	}
-	n, _ := strconv.Atoi(os.Getenv(helperCountEnv))
 	s, err := Open(root)
 	if err != nil {
 		t.Fatal(err)
 	}
-	writeTagged(t, s, "sub", n)
+	switch mode := os.Getenv(helperModeEnv); mode {
+	case "hang": // begin, stage an image, wait to be killed
+		tx, err := s.Begin(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		h, err := tx.WriteImage(randomImage(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		tx.Tag("killed", h)
+		os.WriteFile(filepath.Join(root, "ready"), nil, 0o644)
+		time.Sleep(helperTimeout)
+		t.Fatal("not killed")
+	default:
+		n, _ := strconv.Atoi(mode[len("write "):])
+		os.WriteFile(filepath.Join(root, "ready"), nil, 0o644)
+		waitFile(t, filepath.Join(root, "go"))
+		writeTagged(t, s, "sub", n)
+	}
+}
+
+func waitFile(t *testing.T, path string) {
+	t.Helper()
+	for deadline := time.Now().Add(helperTimeout); time.Now().Before(deadline); time.Sleep(helperPollTime) {
+		if _, err := os.Stat(path); err == nil {
+			return
+		}
+	}
+	t.Fatalf("%s did not appear", path)
+}
+
+func startHelper(t *testing.T, root, mode string) (*exec.Cmd, chan error, *syncBuffer) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$", "-test.count=1", "-test.v")
+	cmd.Env = append(os.Environ(), helperRootEnv+"="+root, helperModeEnv+"="+mode)
+	out := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	waitFile(t, filepath.Join(root, "ready"))
+	return cmd, done, out
+}
+
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf []byte
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.buf = append(b.buf, p...)
+	return len(p), nil
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return string(b.buf)
 }
 
 // writeTagged writes n random images at once, tagging them prefix-0 ...
@@ -58,6 +124,8 @@ func writeTagged(t *testing.T, s *Store, prefix string, n int) {
 	wg.Wait()
 }
 
+// Eight goroutines and a second process, each with eight goroutines, commit
+// tags at once: none is lost.
 func TestConcurrentWriters(t *testing.T) {
 	root := t.TempDir()
 	s, err := Open(root)
@@ -65,18 +133,11 @@ func TestConcurrentWriters(t *testing.T) {
 		t.Fatal(err)
 	}
 	const n = 8
-	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$", "-test.count=1")
-	cmd.Env = append(os.Environ(), helperRootEnv+"="+root, helperCountEnv+"="+strconv.Itoa(n))
-	out := make(chan error, 1)
-	var output []byte
-	go func() {
-		var err error
-		output, err = cmd.CombinedOutput()
-		out <- err
-	}()
+	_, done, out := startHelper(t, root, "write "+strconv.Itoa(n))
+	os.WriteFile(filepath.Join(root, "go"), nil, 0o644)
 	writeTagged(t, s, "main", n)
-	if err := <-out; err != nil {
-		t.Fatalf("helper process: %v\n%s", err, output)
+	if err := <-done; err != nil {
+		t.Fatalf("helper process: %v\n%s", err, out)
 	}
 
 	tags, err := s.List()
@@ -102,6 +163,52 @@ func TestConcurrentWriters(t *testing.T) {
 	}
 	if left := tmpEntries(t, s); len(left) != 0 {
 		t.Errorf("tmp/ holds %v", left)
+	}
+}
+
+// A process killed inside a transaction leaves blobs/ and index.json as they
+// were; its staging dir is removed by the next Begin.
+func TestKilledTransaction(t *testing.T) {
+	root := t.TempDir()
+	s, err := Open(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	commitImage(t, s, randomImage(t), "before")
+	before := snapshot(t, s)
+
+	cmd, done, _ := startHelper(t, root, "hang")
+	if left := tmpEntries(t, s); len(left) != 1 {
+		t.Fatalf("tmp/ holds %v while the helper's transaction runs", left)
+	}
+	// The running transaction's dir survives other transactions.
+	commitImage(t, s, randomImage(t), "during")
+	if left := tmpEntries(t, s); len(left) != 1 {
+		t.Fatalf("tmp/ holds %v, want the helper's staging dir", left)
+	}
+	s.Untag("during")
+	before2 := snapshot(t, s)
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-done
+
+	if after := snapshot(t, s); after != before2 {
+		t.Errorf("killed transaction changed the store:\n%s\n---\n%s", before2, after)
+	}
+	tx, err := s.Begin(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx.Abort()
+	if left := tmpEntries(t, s); len(left) != 0 {
+		t.Errorf("tmp/ holds %v after Begin", left)
+	}
+	if _, err := s.GC(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if after := snapshot(t, s); after != before {
+		t.Errorf("after gc the store differs from before:\n%s\n---\n%s", before, after)
 	}
 }
 

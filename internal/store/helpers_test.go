@@ -16,6 +16,8 @@ import (
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/types"
@@ -32,13 +34,21 @@ func newStore(t *testing.T) *Store {
 	return s
 }
 
+// randomImage returns a random OCI image of two gzipped layers.
 func randomImage(t *testing.T) v1.Image {
 	t.Helper()
-	img, err := random.Image(512, 2)
-	if err != nil {
-		t.Fatal(err)
+	img := empty.Image
+	for range 2 {
+		l, err := random.Layer(512, types.OCILayer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if img, err = mutate.AppendLayers(img, l); err != nil {
+			t.Fatal(err)
+		}
 	}
-	return img
+	img = mutate.MediaType(img, types.OCIManifestSchema1)
+	return mutate.ConfigMediaType(img, types.OCIConfigJSON)
 }
 
 // commitImage writes img in its own transaction and tags it with refs.
@@ -225,8 +235,8 @@ func (m *memImage) image(t *testing.T) v1.Image {
 	return img
 }
 
-func (m *memImage) RawManifest() ([]byte, error)         { return m.manifest, nil }
-func (m *memImage) RawConfigFile() ([]byte, error)       { return m.config, nil }
+func (m *memImage) RawManifest() ([]byte, error)        { return m.manifest, nil }
+func (m *memImage) RawConfigFile() ([]byte, error)      { return m.config, nil }
 func (m *memImage) MediaType() (types.MediaType, error) { return types.OCIManifestSchema1, nil }
 func (m *memImage) LayerByDigest(h v1.Hash) (partial.CompressedLayer, error) {
 	l, ok := m.layers[h]

@@ -46,7 +46,7 @@ type storedImage struct {
 	configErr  error
 }
 
-func (i *storedImage) RawManifest() ([]byte, error)         { return i.raw, nil }
+func (i *storedImage) RawManifest() ([]byte, error)        { return i.raw, nil }
 func (i *storedImage) MediaType() (types.MediaType, error) { return i.mediaType, nil }
 
 func (i *storedImage) RawConfigFile() ([]byte, error) {

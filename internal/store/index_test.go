@@ -33,7 +33,7 @@ func TestNormalizeRef(t *testing.T) {
 		{"a___b", ""},
 		{"app@sha256:abcd", ""},
 		{"app:1:2", ""},
-		{"localhost:5000", ""},
+		{"localhost:5000", "localhost:5000"},
 	} {
 		got, err := normalizeRef(tc.in)
 		if tc.want == "" {

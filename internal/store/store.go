@@ -58,18 +58,10 @@ var (
 	ErrAmbiguous = errors.New("ambiguous digest prefix")
 )
 
-// TarChecker reads an uncompressed layer tar from untrusted hands and returns
-// an error if it is unsafe to extract. kiln sets it to layer.Check.
-type TarChecker func(r io.Reader) error
-
 // Store is a content-addressed image store rooted at ROOT/store.
 // It is safe for concurrent use by goroutines and by processes.
 type Store struct {
 	dir string // ROOT/store
-
-	// CheckTar, if set, is run by Tx.WriteImage on every new layer's
-	// uncompressed stream. Without it only digests and diff_ids are verified.
-	CheckTar TarChecker
 }
 
 const (
@@ -126,13 +118,12 @@ func mkdirIfMissing(path string, mode os.FileMode) error {
 	return nil
 }
 
-// initFiles writes oci-layout and index.json if missing. It checks under
-// index.lock, so that two first users cannot replace each other's index.json.
+// initFiles writes oci-layout, index.json and the lock files if missing. It
+// checks under index.lock, so that two first users cannot replace each
+// other's index.json.
 func (s *Store) initFiles() error {
-	if err := s.checkLayout(); err == nil {
-		if _, err := os.Stat(s.path("index.json")); err == nil {
-			return nil
-		}
+	if s.initialized() {
+		return nil
 	}
 	l, err := lockPath(context.Background(), s.path("index.lock"), exclusive)
 	if err != nil {
@@ -147,9 +138,29 @@ func (s *Store) initFiles() error {
 		return err
 	}
 	if _, err := os.Stat(s.path("index.json")); errors.Is(err, os.ErrNotExist) {
-		return s.writeAtomic("index.json", []byte(emptyIndex+"\n"))
+		if err := s.writeAtomic("index.json", []byte(emptyIndex+"\n")); err != nil {
+			return err
+		}
+	} else if err != nil {
+		return err
 	}
-	return err
+	f, err := os.OpenFile(s.path("gc.lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
+	}
+	return f.Close()
+}
+
+func (s *Store) initialized() bool {
+	if s.checkLayout() != nil {
+		return false
+	}
+	for _, name := range []string{"index.json", "gc.lock", "index.lock"} {
+		if _, err := os.Stat(s.path(name)); err != nil {
+			return false
+		}
+	}
+	return true
 }
 
 func (s *Store) checkLayout() error {

@@ -15,6 +15,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/kiln-project/kiln/internal/layer"
 	kgzip "github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 )
@@ -31,11 +32,16 @@ type verifiedLayer struct {
 // The config and each layer not yet stored are copied and verified in one
 // streaming pass: the bytes must hash to the manifest's digest and size, the
 // uncompressed tar (gzip, zstd or plain, sniffed from the content) to the
-// config's diff_id, and the tar must pass Store.CheckTar. Layers are always
-// stored compressed: a plain tar is gzipped (deterministically) on the way in,
-// and a media type that disagrees with the content is corrected. If any layer
-// descriptor changes, the manifest is rewritten, so the returned digest then
-// differs from img.Digest(); otherwise the manifest is stored byte for byte.
+// config's diff_id, and the tar must pass layer.Check (safe to extract).
+//
+// The store holds OCI images only, because other tools reading the layout
+// (skopeo, podman: containers/image) ignore index.json entries of other media
+// types. So the manifest is rewritten when img is not already in that form:
+// Docker schema 2 media types become their OCI equivalents (the config bytes,
+// and so the config digest, stay the same); a plain tar layer is gzipped
+// deterministically on the way in; a layer media type that disagrees with the
+// content's compression is corrected. The returned digest then differs from
+// img.Digest(); otherwise the manifest is stored byte for byte.
 //
 // A layer already stored is not copied again. Its diff_id is trusted if a
 // tagged image already pairs that blob with that diff_id; otherwise the stored
@@ -61,14 +67,14 @@ func (tx *Tx) writeImage(img v1.Image) (v1.Hash, error) {
 	if err != nil {
 		return v1.Hash{}, fmt.Errorf("parse manifest: %w", err)
 	}
-	if err := checkManifest(raw, m); err != nil {
+	changed, err := toOCI(raw, m)
+	if err != nil {
 		return v1.Hash{}, err
 	}
 	cfg, err := tx.writeConfig(img, m.Config, len(m.Layers))
 	if err != nil {
 		return v1.Hash{}, err
 	}
-	changed := false
 	for i, desc := range m.Layers {
 		if err := tx.ctx.Err(); err != nil {
 			return v1.Hash{}, err
@@ -88,6 +94,26 @@ func (tx *Tx) writeImage(img v1.Image) (v1.Hash, error) {
 	}
 	h, _, err := tx.WriteBlob(bytes.NewReader(raw))
 	return h, err
+}
+
+// toOCI checks the manifest m parsed from raw and gives it OCI manifest and
+// config media types, reporting whether that changed anything.
+func toOCI(raw []byte, m *v1.Manifest) (changed bool, err error) {
+	if err := checkManifest(raw, m); err != nil {
+		return false, err
+	}
+	if mt, _ := manifestMediaType(raw); mt != types.OCIManifestSchema1 {
+		changed = true
+	}
+	m.MediaType = types.OCIManifestSchema1
+	switch m.Config.MediaType {
+	case types.OCIConfigJSON:
+	case types.DockerConfigJSON:
+		m.Config.MediaType, changed = types.OCIConfigJSON, true
+	default:
+		return false, fmt.Errorf("config media type %q: not an image config", m.Config.MediaType)
+	}
+	return changed, nil
 }
 
 func checkManifest(raw []byte, m *v1.Manifest) error {
@@ -258,27 +284,23 @@ func sniff(br *bufio.Reader) compression {
 	return compNone
 }
 
-// layerMediaType returns the media type of a layer of type declared once
-// stored with compression c. Only tar layers are accepted.
+// layerMediaType returns the OCI media type of a layer declared as declared
+// once stored with compression c. Only tar layers are accepted.
 func layerMediaType(declared types.MediaType, c compression) (types.MediaType, error) {
-	s := string(declared)
+	const (
+		oci            = "application/vnd.oci.image.layer.v1.tar"
+		nonDistributed = "application/vnd.oci.image.layer.nondistributable.v1.tar"
+	)
+	base := strings.TrimSuffix(strings.TrimSuffix(string(declared), "+gzip"), "+zstd")
 	switch {
-	case strings.HasPrefix(s, "application/vnd.oci.image.layer."):
-		base := strings.TrimSuffix(strings.TrimSuffix(s, "+gzip"), "+zstd")
-		if !strings.HasSuffix(base, ".tar") {
-			break
-		}
-		return types.MediaType(base + "+" + c.String()), nil
-	case declared == types.DockerLayer, declared == types.DockerUncompressedLayer, declared == types.DockerForeignLayer:
-		if c == compZstd {
-			return types.OCILayerZStd, nil
-		}
-		if declared == types.DockerForeignLayer {
-			return declared, nil
-		}
-		return types.DockerLayer, nil
+	case base == oci, declared == types.DockerLayer, declared == types.DockerUncompressedLayer:
+		base = oci
+	case base == nonDistributed, declared == types.DockerForeignLayer:
+		base = nonDistributed
+	default:
+		return "", fmt.Errorf("unsupported layer media type %q", declared)
 	}
-	return "", fmt.Errorf("unsupported layer media type %q", declared)
+	return types.MediaType(base + "+" + c.String()), nil
 }
 
 // copyLayer reads a layer blob r once: it hashes it, decompresses it, hashes
@@ -312,7 +334,7 @@ func (tx *Tx) copyLayer(r io.Reader, desc v1.Descriptor, diffID v1.Hash, stage b
 	in := counter{h: sha256.New()}
 	tee := io.TeeReader(br, io.MultiWriter(&in, sink))
 	diff := sha256.New()
-	streamErr := tx.s.checkStream(tee, comp, diff)
+	streamErr := checkStream(tee, comp, diff)
 	// Read what the decompressor left, so that a mismatch is reported as one.
 	if _, err := io.Copy(io.Discard, tee); err != nil && streamErr == nil {
 		streamErr = err
@@ -353,7 +375,7 @@ func (tx *Tx) copyLayer(r io.Reader, desc v1.Descriptor, diffID v1.Hash, stage b
 
 // checkStream decompresses r as comp says, hashing the tar into diff and
 // running the tar checker over it.
-func (s *Store) checkStream(r io.Reader, comp compression, diff hash.Hash) error {
+func checkStream(r io.Reader, comp compression, diff hash.Hash) error {
 	var tr io.Reader = r
 	switch comp {
 	case compGzip:
@@ -372,10 +394,8 @@ func (s *Store) checkStream(r io.Reader, comp compression, diff hash.Hash) error
 		tr = zr
 	}
 	tr = io.TeeReader(tr, diff)
-	if s.CheckTar != nil {
-		if err := s.CheckTar(tr); err != nil {
-			return fmt.Errorf("unsafe tar: %w", err)
-		}
+	if err := layer.Check(tr); err != nil {
+		return err
 	}
 	if _, err := io.Copy(io.Discard, tr); err != nil {
 		return fmt.Errorf("decompress %s: %w", comp, err)

@@ -48,7 +48,7 @@ func TestBuildCurlExample(t *testing.T) {
 	if img.Digest != digest || !slices.Contains(img.Tags, "curl:latest") {
 		t.Fatalf("inspect curl: digest %s tags %v, want %s and curl:latest", img.Digest, img.Tags, digest)
 	}
-	if !slices.Equal(img.Config.Entrypoint, []string{"/usr/bin/curl"}) || img.Config.User != "curl" {
+	if !slices.Equal(img.Config.Entrypoint, []string{"/usr/bin/curl"}) || img.Config.User != "1000:1000" {
 		t.Errorf("config entrypoint %v user %q", img.Config.Entrypoint, img.Config.User)
 	}
 	if !slices.Contains(img.Config.Env, "SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt") {
