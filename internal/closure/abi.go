@@ -18,22 +18,22 @@ func (a abi) matches(b abi) bool {
 // ld.so.cache entry flags, from glibc's sysdeps/generic/ldconfig.h: the low byte is the kind of
 // library, the next one the ABI variant.
 const (
-	flagELF           = 0x0001
-	flagELFLibc6      = 0x0003
-	flagSPARCLib64    = 0x0100
-	flagS390Lib64     = 0x0400
-	flagPowerPCLib64  = 0x0500
-	flagX8664Lib64    = 0x0300
-	flagX8664LibX32   = 0x0800
-	flagARMLibHF      = 0x0900
-	flagAArch64Lib64  = 0x0a00
-	flagARMLibSF      = 0x0b00
-	flagRISCVSoft     = 0x0f00
-	flagRISCVDouble   = 0x1000
-	flagLArchDouble   = 0x1200
-	efARMFloatHard    = 0x400 // EF_ARM_ABI_FLOAT_HARD
-	efRISCVFloatMask  = 0x6   // EF_RISCV_FLOAT_ABI
-	efRISCVFloatDoubl = 0x4   // EF_RISCV_FLOAT_ABI_DOUBLE
+	flagELF            = 0x0001
+	flagELFLibc6       = 0x0003
+	flagSPARCLib64     = 0x0100
+	flagS390Lib64      = 0x0400
+	flagPowerPCLib64   = 0x0500
+	flagX8664Lib64     = 0x0300
+	flagX8664LibX32    = 0x0800
+	flagARMLibHF       = 0x0900
+	flagAArch64Lib64   = 0x0a00
+	flagARMLibSF       = 0x0b00
+	flagRISCVSoft      = 0x0f00
+	flagRISCVDouble    = 0x1000
+	flagLArchDouble    = 0x1200
+	efARMFloatHard     = 0x400 // EF_ARM_ABI_FLOAT_HARD
+	efRISCVFloatMask   = 0x6   // EF_RISCV_FLOAT_ABI
+	efRISCVFloatDouble = 0x4   // EF_RISCV_FLOAT_ABI_DOUBLE
 )
 
 // cacheFlags lists the ld.so.cache flags the ld.so for a lists as its own (glibc's
@@ -57,7 +57,7 @@ func (a abi) cacheFlags() []int32 {
 		return []int32{flagELFLibc6 | flagS390Lib64}
 	case a.machine == elf.EM_SPARCV9:
 		return []int32{flagELFLibc6 | flagSPARCLib64}
-	case a.machine == elf.EM_RISCV && a.flags&efRISCVFloatMask == efRISCVFloatDoubl:
+	case a.machine == elf.EM_RISCV && a.flags&efRISCVFloatMask == efRISCVFloatDouble:
 		return []int32{flagELFLibc6 | flagRISCVDouble}
 	case a.machine == elf.EM_RISCV:
 		return []int32{flagELFLibc6 | flagRISCVSoft}

@@ -30,8 +30,8 @@ const (
 //
 //   - has an absolute name, or one whose ".." components climb above the root
 //     ("./a/../b" is fine);
-//   - is a hardlink to a target outside the root, to a directory, or to
-//     something not earlier in the layer (a leading "/" in a hardlink
+//   - is a hardlink to a target outside the root, to a directory or a
+//     whiteout, or to something not earlier in the layer (a leading "/" in a hardlink
 //     target means the layer root);
 //   - is a symlink whose relative target climbs above the root, lexically,
 //     from the link's directory (absolute targets resolve inside the image);
@@ -172,6 +172,8 @@ func (c *checker) checkHardlink(name, target string) string {
 		return "hardlink to the root"
 	case clean == name:
 		return "hardlink to itself"
+	case strings.HasPrefix(path.Base(clean), whiteoutPrefix):
+		return fmt.Sprintf("hardlink to whiteout %q", target)
 	case c.throughSymlink(clean) != "":
 		return fmt.Sprintf("hardlink target %q goes through symlink %q made earlier in the layer",
 			target, c.throughSymlink(clean))

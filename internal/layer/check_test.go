@@ -99,6 +99,7 @@ func TestCheckRejects(t *testing.T) {
 		{"hardlink absolute out", []tarFile{hardlinkH("x", "/../etc/shadow")}, "x"},
 		{"hardlink to nothing", []tarFile{hardlinkH("x", "etc/shadow")}, "x"},
 		{"hardlink to dir", []tarFile{dirH("d/"), hardlinkH("x", "d")}, "x"},
+		{"hardlink to whiteout", []tarFile{fileH(".wh.a", ""), hardlinkH("x", ".wh.a")}, "x"},
 		{"hardlink to root", []tarFile{hardlinkH("x", "./")}, "x"},
 		{"hardlink through symlink", []tarFile{symlinkH("l", "/etc"), hardlinkH("x", "l/passwd")}, "x"},
 		{"symlink climbs", []tarFile{symlinkH("a/l", "../../etc")}, "a/l"},

@@ -13,9 +13,9 @@ import (
 type Kind uint8
 
 const (
-	Regular Kind = iota
-	Dir
-	Symlink
+	Regular Kind = iota // a file, from Source or Data
+	Dir                 // a directory
+	Symlink             // a symbolic link to Target
 )
 
 func (k Kind) String() string {

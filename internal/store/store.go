@@ -22,6 +22,10 @@
 //	err = tx.Tag("curl", digest) // curl:latest
 //	err = tx.Commit()
 //
+// Images come in through Tx.WriteImage, which treats them as untrusted: every
+// blob is checked against its digest, every layer against its diff_id and
+// with layer.Check, and the image is stored in OCI form (see WriteImage).
+//
 // Guarantees, with any number of kiln processes running at once:
 //
 //   - A blob is written to a staging file through a hashing writer and fsynced;
@@ -29,14 +33,17 @@
 //     file in blobs/ is always complete and never changes.
 //   - index.json is replaced atomically (write, fsync, rename, fsync dir) under
 //     index.lock, after re-reading it under that lock: no writer loses another
-//     writer's tag. Readers (Resolve, List, Image) take no lock.
-//   - Until Commit renames the first blob, an error, Abort or a killed process
-//     leaves blobs/ and index.json exactly as they were; leftovers can only be
-//     in tmp/, and are removed by the next Begin or GC. A kill inside Commit
-//     can additionally leave complete, verified blobs in blobs/ that no tag
-//     references yet; index.json is then still the old one, and GC removes them.
-//   - GC holds gc.lock exclusively, so it never runs while a transaction that
-//     may reference an existing blob is open.
+//     writer's tag.
+//   - An error, Abort or a killed process leaves blobs/ and index.json as they
+//     were; leftovers can only be in tmp/, and are removed by the next Begin or
+//     GC. The one exception is a kill or I/O error inside Commit, after it has
+//     renamed some blobs: those blobs are complete and verified but no tag
+//     references them yet (index.json is still the old one), and GC removes
+//     them.
+//   - GC holds gc.lock exclusively, so it never runs while a transaction (which
+//     may rely on a blob already in blobs/ that nothing references) is open.
+//   - Readers (Resolve, List, Image) take no lock. An image that is untagged
+//     and collected while it is being read loses its blobs under the reader.
 package store
 
 import (

@@ -234,7 +234,9 @@ func (s *Store) taggedLayers() map[v1.Hash]verifiedLayer {
 			return
 		}
 		for i, l := range m.Layers {
-			known[l.Digest] = verifiedLayer{cfg.RootFS.DiffIDs[i], l.MediaType}
+			if isStoredLayerType(l.MediaType) {
+				known[l.Digest] = verifiedLayer{cfg.RootFS.DiffIDs[i], l.MediaType}
+			}
 		}
 	})
 	return known
@@ -301,6 +303,17 @@ func layerMediaType(declared types.MediaType, c compression) (types.MediaType, e
 		return "", fmt.Errorf("unsupported layer media type %q", declared)
 	}
 	return types.MediaType(base + "+" + c.String()), nil
+}
+
+// isStoredLayerType reports whether WriteImage stores layers with media type
+// mt: only then can a tagged image vouch for a layer.
+func isStoredLayerType(mt types.MediaType) bool {
+	for _, c := range []compression{compGzip, compZstd} {
+		if t, err := layerMediaType(mt, c); err == nil && t == mt {
+			return true
+		}
+	}
+	return false
 }
 
 // copyLayer reads a layer blob r once: it hashes it, decompresses it, hashes
