@@ -1,0 +1,125 @@
+package runtime
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+// initArg0 marks a kiln process as a container's init.
+const initArg0 = "kiln-init"
+
+const (
+	modeRun  = "run"  // a new container: set up namespaces' contents, then exec
+	modeExec = "exec" // a process joining a running container: already in its namespaces
+)
+
+// initConfig is what the parent sends the init over its socket.
+type initConfig struct {
+	Mode   string
+	Spec   *specs.Spec
+	RootFS *specs.Mount `json:",omitempty"`
+}
+
+// initError is what the init sends back when it cannot run the workload.
+type initError struct {
+	Code    int
+	Message string
+}
+
+// consoleByte precedes the init's messages when it passes the console's master.
+const consoleByte = 'C'
+
+// The init's file descriptors.
+const (
+	fdExe  = 3
+	fdSock = 4
+)
+
+// Init runs a container's init when this process is one, and never returns then. Call it first
+// thing in main.
+func Init() {
+	if len(os.Args) == 0 || os.Args[0] != initArg0 {
+		return
+	}
+	runtime.LockOSThread() // namespaces, capabilities and seccomp are per thread until execve
+	sock := os.NewFile(fdSock, "init-socket")
+	unix.CloseOnExec(fdExe)
+	unix.CloseOnExec(fdSock)
+	err := runInit(sock)
+	reportError(sock, err)
+	os.Exit(ExitCode(err))
+}
+
+func runInit(sock *os.File) error {
+	// Until it execs the workload, the init is the kiln binary: keep other processes from
+	// reading its memory or opening /proc/PID/exe.
+	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
+		return errorf(125, "prctl dumpable: %v", err)
+	}
+	var cfg initConfig
+	if err := json.NewDecoder(sock).Decode(&cfg); err != nil {
+		return errorf(125, "read config: %v", err)
+	}
+	unix.Umask(0)
+	switch cfg.Mode {
+	case modeRun:
+		return initContainer(sock, &cfg)
+	case modeExec:
+		return initExec(sock, &cfg)
+	}
+	return errorf(125, "unknown init mode %q", cfg.Mode)
+}
+
+func reportError(sock *os.File, err error) {
+	if err == nil {
+		return
+	}
+	var e *Error
+	if !errors.As(err, &e) {
+		e = &Error{Code: 125, Err: err}
+	}
+	json.NewEncoder(sock).Encode(initError{Code: e.Code, Message: e.Error()})
+}
+
+// initContainer sets up a new container, step by step, then runs the workload.
+func initContainer(sock *os.File, cfg *initConfig) error {
+	s := cfg.Spec
+	root := s.Root.Path
+	steps := []struct {
+		name string
+		do   func() error
+	}{
+		{"make mounts private", func() error { return privatizeMounts(s.Linux.RootfsPropagation) }},
+		{"mount root", func() error { return mountRoot(root, cfg.RootFS) }},
+		{"mount filesystems", func() error { return mountAll(root, s.Mounts) }},
+		{"create devices", func() error { return createDevices(root, s.Linux.Devices) }},
+		{"set up console", func() error { return setupConsole(sock, root, s.Process.Terminal) }},
+		{"set hostname", func() error { return setHostname(s) }},
+		{"bring up loopback", func() error { return loopbackUp(s) }},
+		{"make work directory", func() error { return mkdirInRoot(root, s.Process.Cwd) }},
+		{"pivot root", func() error { return pivotRoot(root) }},
+		{"mask paths", func() error { return maskPaths(s.Linux.MaskedPaths) }},
+		{"make paths read-only", func() error { return readonlyPaths(s.Linux.ReadonlyPaths) }},
+		{"make root read-only", func() error { return readonlyRoot(s.Root.Readonly) }},
+	}
+	for _, st := range steps {
+		if err := st.do(); err != nil {
+			return wrapStep(st.name, err)
+		}
+	}
+	return startWorkload(sock, s)
+}
+
+func wrapStep(name string, err error) error {
+	var e *Error
+	if errors.As(err, &e) {
+		return err
+	}
+	return &Error{Code: 125, Err: fmt.Errorf("%s: %w", name, err)}
+}

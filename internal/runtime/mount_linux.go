@@ -1,0 +1,333 @@
+package runtime
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"strings"
+
+	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+var propagation = map[string]uintptr{
+	"": unix.MS_SLAVE | unix.MS_REC, "slave": unix.MS_SLAVE, "rslave": unix.MS_SLAVE | unix.MS_REC,
+	"private": unix.MS_PRIVATE, "rprivate": unix.MS_PRIVATE | unix.MS_REC,
+	"shared": unix.MS_SHARED, "rshared": unix.MS_SHARED | unix.MS_REC,
+	"unbindable": unix.MS_UNBINDABLE, "runbindable": unix.MS_UNBINDABLE | unix.MS_REC,
+}
+
+// privatizeMounts keeps the container's mounts from propagating back to the host.
+func privatizeMounts(p string) error {
+	flags, ok := propagation[p]
+	if !ok {
+		return fmt.Errorf("rootfs propagation %q: unknown", p)
+	}
+	return unix.Mount("", "/", "", flags, "")
+}
+
+// mountRoot makes root a mount point: the overlay kiln asked for, or a bind of itself.
+func mountRoot(root string, fs *specs.Mount) error {
+	if fs == nil {
+		return unix.Mount(root, root, "", unix.MS_BIND|unix.MS_REC, "")
+	}
+	flags, data := mountOptions(fs.Options)
+	if err := unix.Mount(fs.Source, root, fs.Type, flags, data); err != nil {
+		return &os.PathError{Op: "mount " + fs.Type, Path: root, Err: err}
+	}
+	return nil
+}
+
+type mountFlag struct {
+	clear bool
+	flag  uintptr
+}
+
+var mountFlags = map[string]mountFlag{
+	"ro": {false, unix.MS_RDONLY}, "rw": {true, unix.MS_RDONLY},
+	"nosuid": {false, unix.MS_NOSUID}, "suid": {true, unix.MS_NOSUID},
+	"nodev": {false, unix.MS_NODEV}, "dev": {true, unix.MS_NODEV},
+	"noexec": {false, unix.MS_NOEXEC}, "exec": {true, unix.MS_NOEXEC},
+	"sync": {false, unix.MS_SYNCHRONOUS}, "async": {true, unix.MS_SYNCHRONOUS},
+	"dirsync": {false, unix.MS_DIRSYNC}, "remount": {false, unix.MS_REMOUNT},
+	"noatime": {false, unix.MS_NOATIME}, "atime": {true, unix.MS_NOATIME},
+	"nodiratime": {false, unix.MS_NODIRATIME}, "diratime": {true, unix.MS_NODIRATIME},
+	"relatime": {false, unix.MS_RELATIME}, "norelatime": {true, unix.MS_RELATIME},
+	"strictatime": {false, unix.MS_STRICTATIME}, "nostrictatime": {true, unix.MS_STRICTATIME},
+	"bind": {false, unix.MS_BIND}, "rbind": {false, unix.MS_BIND | unix.MS_REC},
+}
+
+// mountOptions splits fstab-style options into flags and the filesystem's data string.
+// Propagation options are left out; see propagationOf.
+func mountOptions(opts []string) (uintptr, string) {
+	var flags uintptr
+	var data []string
+	for _, o := range opts {
+		if f, ok := mountFlags[o]; ok {
+			if f.clear {
+				flags &^= f.flag
+			} else {
+				flags |= f.flag
+			}
+			continue
+		}
+		if _, ok := propagation[o]; ok {
+			continue
+		}
+		data = append(data, o)
+	}
+	return flags, strings.Join(data, ",")
+}
+
+func propagationOf(opts []string) uintptr {
+	var p uintptr
+	for _, o := range opts {
+		if f, ok := propagation[o]; ok && o != "" {
+			p |= f
+		}
+	}
+	return p
+}
+
+// mountAll mounts the spec's mounts in order, each target resolved inside root without
+// following symlinks out of it.
+func mountAll(root string, mounts []specs.Mount) error {
+	for _, m := range mounts {
+		if err := mountOne(root, m); err != nil {
+			return fmt.Errorf("mount %s on %s: %w", m.Type, m.Destination, err)
+		}
+	}
+	return nil
+}
+
+func mountOne(root string, m specs.Mount) error {
+	flags, data := mountOptions(m.Options)
+	bind := flags&unix.MS_BIND != 0
+	if m.Type == "cgroup" || m.Type == "cgroup2" {
+		return mountCgroupfs(root, m, flags)
+	}
+	target, err := makeTarget(root, m, bind)
+	if err != nil {
+		return err
+	}
+	defer target.Close()
+	src := m.Source
+	if bind {
+		if err := unix.Mount(src, procFd(target), "", flags&(unix.MS_BIND|unix.MS_REC), ""); err != nil {
+			return err
+		}
+		if err := remountBind(root, m.Destination, flags); err != nil {
+			return err
+		}
+	} else if err := unix.Mount(src, procFd(target), m.Type, flags, data); err != nil {
+		return err
+	}
+	if p := propagationOf(m.Options); p != 0 {
+		return withTarget(root, m.Destination, func(t string) error { return unix.Mount("", t, "", p, "") })
+	}
+	return nil
+}
+
+// remountBind applies flags a bind mount cannot take at creation (ro, nosuid, ...).
+func remountBind(root, dest string, flags uintptr) error {
+	extra := flags &^ (unix.MS_BIND | unix.MS_REC | unix.MS_REMOUNT)
+	if extra == 0 {
+		return nil
+	}
+	return withTarget(root, dest, func(t string) error {
+		return unix.Mount("", t, "", unix.MS_BIND|unix.MS_REMOUNT|extra|lockedFlags(t), "")
+	})
+}
+
+// lockedFlags are the flags of the mount at t that a remount must keep.
+func lockedFlags(t string) uintptr {
+	var st unix.Statfs_t
+	if unix.Statfs(t, &st) != nil {
+		return 0
+	}
+	var f uintptr
+	for bit, flag := range map[int64]uintptr{unix.ST_NOSUID: unix.MS_NOSUID, unix.ST_NODEV: unix.MS_NODEV,
+		unix.ST_NOEXEC: unix.MS_NOEXEC} {
+		if st.Flags&bit != 0 {
+			f |= flag
+		}
+	}
+	return f
+}
+
+// withTarget opens dest inside root (after any mount on it) and calls f with a path to it.
+func withTarget(root, dest string, f func(string) error) error {
+	h, err := pathrs.OpenInRoot(root, dest)
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	return f(procFd(h))
+}
+
+// makeTarget creates the mount point: a directory, or an empty file for a bind of a file.
+func makeTarget(root string, m specs.Mount, bind bool) (*os.File, error) {
+	file := false
+	if bind {
+		fi, err := os.Stat(m.Source)
+		if err != nil {
+			return nil, err
+		}
+		file = !fi.IsDir()
+	}
+	if !file {
+		return mkdirHandle(root, m.Destination)
+	}
+	parent, err := mkdirHandle(root, path.Dir(m.Destination))
+	if err != nil {
+		return nil, err
+	}
+	defer parent.Close()
+	name := path.Base(m.Destination)
+	fd, err := unix.Openat(int(parent.Fd()), name, unix.O_CREAT|unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o644)
+	if err != nil && !errors.Is(err, unix.ELOOP) {
+		return nil, &os.PathError{Op: "create mount point", Path: m.Destination, Err: err}
+	}
+	if err == nil {
+		unix.Close(fd)
+	}
+	return pathrs.OpenatInRoot(parent, name)
+}
+
+func mkdirHandle(root, dir string) (*os.File, error) {
+	r, err := os.Open(root)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	return pathrs.MkdirAllHandle(r, dir, 0o755)
+}
+
+func mkdirInRoot(root, dir string) error {
+	if dir == "" || dir == "/" {
+		return nil
+	}
+	h, err := mkdirHandle(root, dir)
+	if err != nil {
+		return err
+	}
+	return h.Close()
+}
+
+// procFd names an open file so mount(2) acts on exactly it, whatever symlinks say.
+func procFd(f *os.File) string { return fmt.Sprintf("/proc/self/fd/%d", f.Fd()) }
+
+// mountCgroupfs gives the container a read-only view of its cgroups: cgroup2 where the host is
+// cgroup2-only (with the cgroup namespace, the container sees its own subtree), else an empty
+// read-only tmpfs (a v1 hierarchy would show the host's).
+func mountCgroupfs(root string, m specs.Mount, flags uintptr) error {
+	target, err := mkdirHandle(root, m.Destination)
+	if err != nil {
+		return err
+	}
+	defer target.Close()
+	if cgroup2Only() {
+		return unix.Mount("cgroup2", procFd(target), "cgroup2", flags|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "")
+	}
+	return unix.Mount("tmpfs", procFd(target), "tmpfs", unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "mode=755,size=0")
+}
+
+// pivotRoot makes root the root and detaches the old one, without a temporary directory:
+// pivot_root(".", ".") stacks the old root on the new, and unmounting "." removes it.
+func pivotRoot(root string) error {
+	if err := unix.Chdir(root); err != nil {
+		return err
+	}
+	if err := unix.PivotRoot(".", "."); err != nil {
+		return fmt.Errorf("pivot_root %s: %w", root, err)
+	}
+	if err := unix.Mount("", ".", "", unix.MS_SLAVE|unix.MS_REC, ""); err != nil {
+		return err
+	}
+	if err := unix.Unmount(".", unix.MNT_DETACH); err != nil {
+		return fmt.Errorf("detach old root: %w", err)
+	}
+	return unix.Chdir("/")
+}
+
+// openNoFollow opens p (in the container, after pivot_root) refusing any symlink on the way, so a
+// link planted in the image cannot redirect a mask.
+func openNoFollow(p string) (*os.File, error) {
+	fd, err := unix.Openat2(unix.AT_FDCWD, p, &unix.OpenHow{
+		Flags:   unix.O_PATH | unix.O_CLOEXEC | unix.O_NOFOLLOW,
+		Resolve: unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS,
+	})
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: p, Err: err}
+	}
+	return os.NewFile(uintptr(fd), p), nil
+}
+
+// maskPaths hides each path: a directory under an empty read-only tmpfs, a file under /dev/null.
+func maskPaths(paths []string) error {
+	for _, p := range paths {
+		f, err := openNoFollow(p)
+		if errors.Is(err, unix.ENOENT) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		err = maskOne(f)
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("mask %s: %w", p, err)
+		}
+	}
+	return nil
+}
+
+func maskOne(f *os.File) error {
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		return err
+	}
+	if st.Mode&unix.S_IFMT == unix.S_IFDIR {
+		return unix.Mount("tmpfs", procFd(f), "tmpfs", unix.MS_RDONLY, "size=0")
+	}
+	return unix.Mount("/dev/null", procFd(f), "", unix.MS_BIND, "")
+}
+
+func readonlyPaths(paths []string) error {
+	for _, p := range paths {
+		f, err := openNoFollow(p)
+		if errors.Is(err, unix.ENOENT) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		err = unix.Mount(procFd(f), procFd(f), "", unix.MS_BIND|unix.MS_REC, "")
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("bind %s: %w", p, err)
+		}
+		f, err = openNoFollow(p)
+		if err != nil {
+			return err
+		}
+		t := procFd(f)
+		err = unix.Mount("", t, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY|lockedFlags(t), "")
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("make %s read-only: %w", p, err)
+		}
+	}
+	return nil
+}
+
+func readonlyRoot(ro bool) error {
+	if !ro {
+		return nil
+	}
+	return unix.Mount("", "/", "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY|lockedFlags("/"), "")
+}
+
+func openInRoot(root, p string) (*os.File, error) { return pathrs.OpenInRoot(root, p) }

@@ -1,0 +1,188 @@
+package runtime
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/kiln-project/kiln/internal/seccomp"
+)
+
+// startWorkload applies the process's limits, identity and filters in the order that keeps each
+// step possible (the bounding set needs CAP_SETPCAP, the user change needs CAP_SETUID, seccomp
+// comes last so kiln's own syscalls are not filtered), then execs it.
+func startWorkload(sock *os.File, s *specs.Spec) error {
+	p := s.Process
+	filter, err := compileSeccomp(s)
+	if err != nil {
+		return err
+	}
+	c, err := capsOf(p.Capabilities)
+	if err != nil {
+		return errorf(125, "capabilities: %v", err)
+	}
+	if err := setRlimits(p.Rlimits); err != nil {
+		return err
+	}
+	if p.Cwd != "" {
+		if err := unix.Chdir(p.Cwd); err != nil {
+			return errorf(125, "chdir to work directory %s: %v", p.Cwd, err)
+		}
+	}
+	path, err := lookPath(p)
+	if err != nil {
+		return err
+	}
+	if err := dropPrivileges(p, c); err != nil {
+		return err
+	}
+	if p.NoNewPrivileges {
+		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+			return errorf(125, "no_new_privs: %v", err)
+		}
+	}
+	if filter != nil {
+		if err := seccomp.Load(filter); err != nil {
+			return errorf(125, "load seccomp filter: %v", err)
+		}
+	}
+	unix.Umask(umask(p))
+	if s.Annotations[InitAnnotation] == "true" {
+		return reap(sock, path, p)
+	}
+	err = unix.Exec(path, p.Args, p.Env)
+	return execError(p.Args[0], err)
+}
+
+func compileSeccomp(s *specs.Spec) ([]unix.SockFilter, error) {
+	if s.Linux.Seccomp == nil {
+		return nil, nil
+	}
+	prog, err := seccomp.Compile(s.Linux.Seccomp)
+	if err != nil {
+		return nil, errorf(125, "seccomp profile: %v", err)
+	}
+	return prog, nil
+}
+
+func umask(p *specs.Process) int {
+	if p.User.Umask != nil {
+		return int(*p.User.Umask)
+	}
+	return 0o022
+}
+
+func setRlimits(limits []specs.POSIXRlimit) error {
+	for _, l := range limits {
+		r, ok := rlimits[l.Type]
+		if !ok {
+			return errorf(125, "rlimit %s: unknown", l.Type)
+		}
+		if err := unix.Setrlimit(r, &unix.Rlimit{Cur: l.Soft, Max: l.Hard}); err != nil {
+			return errorf(125, "rlimit %s: %v", l.Type, err)
+		}
+	}
+	return nil
+}
+
+var rlimits = map[string]int{
+	"RLIMIT_AS": unix.RLIMIT_AS, "RLIMIT_CORE": unix.RLIMIT_CORE, "RLIMIT_CPU": unix.RLIMIT_CPU,
+	"RLIMIT_DATA": unix.RLIMIT_DATA, "RLIMIT_FSIZE": unix.RLIMIT_FSIZE, "RLIMIT_LOCKS": unix.RLIMIT_LOCKS,
+	"RLIMIT_MEMLOCK": unix.RLIMIT_MEMLOCK, "RLIMIT_MSGQUEUE": unix.RLIMIT_MSGQUEUE,
+	"RLIMIT_NICE": unix.RLIMIT_NICE, "RLIMIT_NOFILE": unix.RLIMIT_NOFILE, "RLIMIT_NPROC": unix.RLIMIT_NPROC,
+	"RLIMIT_RSS": unix.RLIMIT_RSS, "RLIMIT_RTPRIO": unix.RLIMIT_RTPRIO, "RLIMIT_RTTIME": unix.RLIMIT_RTTIME,
+	"RLIMIT_SIGPENDING": unix.RLIMIT_SIGPENDING, "RLIMIT_STACK": unix.RLIMIT_STACK,
+}
+
+// dropPrivileges switches to the process's user and capability sets. Keep-caps carries the
+// permitted set across setuid; capset then trims it to what the spec grants.
+func dropPrivileges(p *specs.Process, c caps) error {
+	if err := dropBounding(c.bounding); err != nil {
+		return errorf(125, "%v", err)
+	}
+	if err := unix.Prctl(unix.PR_SET_KEEPCAPS, 1, 0, 0, 0); err != nil {
+		return errorf(125, "keepcaps: %v", err)
+	}
+	u := p.User
+	groups := make([]int, len(u.AdditionalGids))
+	for i, g := range u.AdditionalGids {
+		groups[i] = int(g)
+	}
+	if err := unix.Setgroups(groups); err != nil {
+		return errorf(125, "setgroups %v: %v", groups, err)
+	}
+	if err := unix.Setresgid(int(u.GID), int(u.GID), int(u.GID)); err != nil {
+		return errorf(125, "setgid %d: %v", u.GID, err)
+	}
+	if err := unix.Setresuid(int(u.UID), int(u.UID), int(u.UID)); err != nil {
+		return errorf(125, "setuid %d: %v", u.UID, err)
+	}
+	if err := unix.Prctl(unix.PR_SET_KEEPCAPS, 0, 0, 0, 0); err != nil {
+		return errorf(125, "keepcaps: %v", err)
+	}
+	if err := applyCaps(c); err != nil {
+		return errorf(125, "%v", err)
+	}
+	// A change of credentials clears the parent-death signal; the container must still die
+	// with its monitor.
+	return unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, 0, 0)
+}
+
+// lookPath finds the command the way execvp does, in the container, with its PATH.
+func lookPath(p *specs.Process) (string, error) {
+	name := p.Args[0]
+	if strings.Contains(name, "/") {
+		return name, checkExecutable(name, name)
+	}
+	for _, dir := range filepath.SplitList(envPath(p.Env)) {
+		if dir == "" {
+			dir = "."
+		}
+		cand := filepath.Join(dir, name)
+		if err := checkExecutable(name, cand); err == nil {
+			return cand, nil
+		}
+	}
+	return "", errorf(127, "exec: %q: executable file not found in $PATH", name)
+}
+
+func envPath(env []string) string {
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "PATH="); ok {
+			return v
+		}
+	}
+	return "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+}
+
+func checkExecutable(name, p string) error {
+	fi, err := os.Stat(p)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return errorf(127, "exec: %q: no such file or directory", name)
+	case err != nil:
+		return errorf(126, "exec: %q: %v", name, err)
+	case fi.IsDir():
+		return errorf(126, "exec: %q: is a directory", name)
+	case fi.Mode()&0o111 == 0:
+		return errorf(126, "exec: %q: permission denied", name)
+	}
+	return nil
+}
+
+func execError(name string, err error) error {
+	switch {
+	case errors.Is(err, unix.ENOENT):
+		// The file exists (lookPath saw it): its interpreter or loader does not.
+		return errorf(127, "exec %s: no such file or directory (a missing interpreter or dynamic loader?)", name)
+	case errors.Is(err, unix.EACCES), errors.Is(err, unix.ENOEXEC), errors.Is(err, unix.EPERM):
+		return errorf(126, "exec %s: %v", name, err)
+	}
+	return errorf(125, "exec %s: %v", name, fmt.Errorf("%w", err))
+}
