@@ -2,6 +2,7 @@ package build
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/kiln-project/kiln/internal/closure"
@@ -16,13 +17,13 @@ func addAccounts(sp *spec.Spec, c *collected, _ *closure.Resolver) error {
 	if len(a.Users) == 0 && len(a.Groups) == 0 {
 		return nil
 	}
-	pos := spec.Pos{Field: "accounts"}
+	var first spec.Pos // the first account declared, for errors
 	if len(a.Users) > 0 {
-		pos = a.Users[0].Pos
+		first = a.Users[0].Pos
 	} else {
-		pos = a.Groups[0].Pos
+		first = a.Groups[0].Pos
 	}
-	org := origin(sp, spec.Pos{Field: "accounts", Line: pos.Line})
+	org := origin(sp, spec.Pos{Field: "accounts", Line: first.Line})
 	passwd, group := passwdLines(c.basePasswd, a.Users), groupLines(c.baseGroup, a.Groups)
 	c.add(layer.Entry{Path: "/etc/passwd", Kind: layer.Regular, Data: []byte(passwd), Mode: 0o644, Origin: org},
 		layer.Entry{Path: "/etc/group", Kind: layer.Regular, Data: []byte(group), Mode: 0o644, Origin: org})
@@ -75,19 +76,9 @@ func groupLines(prev string, groups []spec.Group) string {
 }
 
 func hasUID(users []spec.User, id int) bool {
-	for _, u := range users {
-		if u.UID == id {
-			return true
-		}
-	}
-	return false
+	return slices.ContainsFunc(users, func(u spec.User) bool { return u.UID == id })
 }
 
 func hasGID(groups []spec.Group, id int) bool {
-	for _, g := range groups {
-		if g.GID == id {
-			return true
-		}
-	}
-	return false
+	return slices.ContainsFunc(groups, func(g spec.Group) bool { return g.GID == id })
 }

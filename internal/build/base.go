@@ -1,14 +1,8 @@
 package build
 
 import (
-	"archive/tar"
-	"context"
-	"errors"
 	"fmt"
-	"io"
-	"path"
 	"path/filepath"
-	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
@@ -27,12 +21,17 @@ type baseImage struct {
 }
 
 // scratch is the empty OCI image.
-func scratch() v1.Image {
-	return mutate.ConfigMediaType(mutate.MediaType(empty.Image, types.OCIManifestSchema1), types.OCIConfigJSON)
+func scratch() v1.Image { return ociImage(empty.Image) }
+
+// ociImage gives img OCI manifest and config media types. Its layers keep theirs: the store's
+// WriteImage gives every layer its OCI media type when it stores the image.
+func ociImage(img v1.Image) v1.Image {
+	return mutate.ConfigMediaType(mutate.MediaType(img, types.OCIManifestSchema1), types.OCIConfigJSON)
 }
 
-// openBase opens kiln.yaml's base: nothing, an image in the store, or an archive on disk.
-func openBase(ctx context.Context, st *store.Store, sp *spec.Spec) (*baseImage, error) {
+// openBase opens kiln.yaml's base: nothing, an image in the store, or an archive on disk, as an
+// OCI image.
+func openBase(st *store.Store, sp *spec.Spec) (*baseImage, error) {
 	b := sp.Base
 	switch {
 	case b.Scratch():
@@ -48,7 +47,7 @@ func openBase(ctx context.Context, st *store.Store, sp *spec.Spec) (*baseImage, 
 	if err != nil {
 		return nil, &spec.Error{File: sp.File, Line: b.Line, Field: "base", Err: err}
 	}
-	return &baseImage{img: img}, nil
+	return &baseImage{img: ociImage(img)}, nil
 }
 
 func openBaseArchive(sp *spec.Spec, b spec.Base) (*baseImage, error) {
@@ -65,79 +64,5 @@ func openBaseArchive(sp *spec.Spec, b spec.Base) (*baseImage, error) {
 		return nil, &spec.Error{File: sp.File, Line: b.Line, Field: "base",
 			Err: fmt.Errorf("%s holds %d images, want exactly one", p, len(imgs))}
 	}
-	return &baseImage{img: imgs[0].Image, cleanup: cleanup}, nil
-}
-
-// readFile returns the content of name in img's flattened root, or "" when it is absent.
-func readFile(img v1.Image, name string) (string, error) {
-	layers, err := img.Layers()
-	if err != nil {
-		return "", err
-	}
-	for i := len(layers) - 1; i >= 0; i-- {
-		data, state, err := findInLayer(layers[i], name)
-		if err != nil {
-			return "", err
-		}
-		switch state {
-		case found:
-			return data, nil
-		case hidden:
-			return "", nil
-		}
-	}
-	return "", nil
-}
-
-type lookup int
-
-const (
-	absent lookup = iota
-	found
-	hidden // deleted by a whiteout or under an opaque directory
-)
-
-func findInLayer(l v1.Layer, name string) (string, lookup, error) {
-	rc, err := l.Uncompressed()
-	if err != nil {
-		return "", absent, err
-	}
-	defer rc.Close()
-	dir, base := path.Split(name)
-	tr := tar.NewReader(rc)
-	for {
-		h, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			return "", absent, nil
-		}
-		if err != nil {
-			return "", absent, err
-		}
-		n := strings.TrimPrefix(path.Clean("/"+h.Name), "/")
-		switch {
-		case n == name && h.Typeflag == tar.TypeReg:
-			b, err := io.ReadAll(io.LimitReader(tr, 1<<20))
-			return string(b), found, err
-		case n == dir+".wh."+base, n == dir+".wh..wh..opq":
-			return "", hidden, nil
-		}
-	}
-}
-
-// baseAccounts reads /etc/passwd and /etc/group of a base image, to append kiln.yaml's accounts.
-func baseAccounts(img v1.Image) (passwd, group string, err error) {
-	if passwd, err = readFile(img, "etc/passwd"); err != nil {
-		return "", "", fmt.Errorf("read /etc/passwd of base: %w", err)
-	}
-	if group, err = readFile(img, "etc/group"); err != nil {
-		return "", "", fmt.Errorf("read /etc/group of base: %w", err)
-	}
-	return withNewline(passwd), withNewline(group), nil
-}
-
-func withNewline(s string) string {
-	if s != "" && !strings.HasSuffix(s, "\n") {
-		s += "\n"
-	}
-	return s
+	return &baseImage{img: ociImage(imgs[0].Image), cleanup: cleanup}, nil
 }

@@ -1,9 +1,9 @@
 // Package build turns a parsed kiln.yaml into an image in the store.
 //
 // It computes the files the image needs (closure of binaries, declared files, trees, accounts and
-// helpers), writes them as one deterministic layer, assembles the OCI config and manifest with
-// go-containerregistry, and commits blobs and tags in one store transaction. It never prints:
-// progress goes to the logger it is given.
+// the certificates, nss and timezone switches), writes them as one deterministic layer, assembles
+// the OCI config and manifest with go-containerregistry, and commits blobs and tags in one store
+// transaction. It never prints: progress goes to the logger it is given.
 //
 //	sp, _ := spec.Load("kiln.yaml")
 //	st, _ := store.Open("/var/lib/kiln")
@@ -27,7 +27,7 @@ import (
 // Options tune a build. The zero value builds with the spec's name:tag at epoch 0.
 type Options struct {
 	Tags     []string     // replace the spec's name:tag
-	Epoch    time.Time    // timestamps in layers and config (SOURCE_DATE_EPOCH)
+	Epoch    time.Time    // timestamps in layers and config (SOURCE_DATE_EPOCH); zero means 1970-01-01
 	CacheDir string       // where layer cache entries live; "" disables the cache
 	NoCache  bool         // ignore cache entries (still refresh them)
 	Log      *slog.Logger // progress; nil discards
@@ -35,16 +35,18 @@ type Options struct {
 
 // Result describes a committed image.
 type Result struct {
-	Digest   v1.Hash // manifest digest
-	Tags     []string
-	Layer    layer.Written // the contents layer
-	Files    int           // entries in the contents layer
-	Cached   bool          // the contents layer came from the build cache
-	Manifest *v1.Manifest
+	Digest v1.Hash // manifest digest, as stored
+	Tags   []string
+	Layer  layer.Written // the contents layer
+	Files  int           // entries in the contents layer
 }
 
 // Build builds sp into st. On error the store is left as it was.
 func Build(ctx context.Context, st *store.Store, sp *spec.Spec, opts Options) (*Result, error) {
+	start := time.Now()
+	if opts.Epoch.IsZero() {
+		opts.Epoch = time.Unix(0, 0).UTC()
+	}
 	log := opts.Log
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -60,7 +62,7 @@ func Build(ctx context.Context, st *store.Store, sp *spec.Spec, opts Options) (*
 	}
 	defer tx.Abort()
 
-	base, err := openBase(ctx, st, sp)
+	base, err := openBase(st, sp)
 	if err != nil {
 		return nil, err
 	}
@@ -77,44 +79,35 @@ func Build(ctx context.Context, st *store.Store, sp *spec.Spec, opts Options) (*
 	}
 	log.Info("resolved contents", "entries", len(planned))
 
-	res := &Result{Tags: tags, Files: len(planned)}
-	lay, cached, err := contentsLayer(ctx, st, tx, planned, opts, log)
+	lay, err := contentsLayer(ctx, st, tx, planned, opts, start, log)
 	if err != nil {
 		return nil, err
 	}
-	res.Layer, res.Cached = lay.w, cached
-
 	img, err := assemble(base, lay, sp, c, opts.Epoch)
 	if err != nil {
 		return nil, err
 	}
-	if err := commit(tx, img, tags, res); err != nil {
+	digest, err := commit(tx, img, tags)
+	if err != nil {
 		return nil, err
 	}
-	if !cached {
+	if !lay.cached {
 		saveCache(opts.CacheDir, lay.key, lay.w)
 	}
-	log.Info("built", "digest", res.Digest.String(), "tags", tags)
-	return res, nil
+	log.Info("built", "digest", digest.String(), "tags", tags)
+	return &Result{Digest: digest, Tags: tags, Layer: lay.w, Files: len(planned)}, nil
 }
 
-func commit(tx *store.Tx, img v1.Image, tags []string, res *Result) error {
+// commit stores img under tags and returns the digest of its stored manifest.
+func commit(tx *store.Tx, img v1.Image, tags []string) (v1.Hash, error) {
 	digest, err := tx.WriteImage(img)
 	if err != nil {
-		return fmt.Errorf("write image: %w", err)
+		return v1.Hash{}, err
 	}
 	for _, t := range tags {
 		if err := tx.Tag(t, digest); err != nil {
-			return err
+			return v1.Hash{}, err
 		}
 	}
-	if err := tx.Commit(); err != nil {
-		return err
-	}
-	m, err := img.Manifest()
-	if err != nil {
-		return err
-	}
-	res.Digest, res.Manifest = digest, m
-	return nil
+	return digest, tx.Commit()
 }

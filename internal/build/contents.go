@@ -96,36 +96,87 @@ func defaultDst(sp *spec.Spec, src string) string {
 
 func inDir(dir, p string) bool { return strings.HasPrefix(p, dir+string(filepath.Separator)) }
 
+// leadsTo reports whether p is dir or a directory above it.
+func leadsTo(p, dir string) bool { return p == dir || inDir(p, dir) }
+
 // addClosure adds a binary's closure at the host paths. When the binary goes elsewhere
 // (dst != src) it is copied there as a regular file, its own symlink chain is left out, and the
 // files it brings from the build directory keep their place relative to it, so $ORIGIN still works.
+// Symlinks on the way to the build directory itself are host details and never go in.
 func addClosure(sp *spec.Spec, c *collected, p spec.Pos, src, dst string, files []closure.File) error {
-	real := src
+	skip := map[string]bool{}
 	if dst != src {
-		r, err := filepath.EvalSymlinks(src)
+		chain, file, err := symlinkChain(src)
 		if err != nil {
 			return specErr(sp, p, "src", err)
 		}
-		real = r
-		c.add(layer.Entry{Path: dst, Kind: layer.Regular, Source: r, Origin: origin(sp, p)})
+		mode, err := hostMode(file)
+		if err != nil {
+			return specErr(sp, p, "src", err)
+		}
+		for _, l := range append(chain, src, file) {
+			skip[l] = true
+		}
+		c.add(layer.Entry{Path: dst, Kind: layer.Regular, Source: file, Mode: mode, Origin: origin(sp, p)})
 	}
 	for _, f := range files {
-		if dst != src && (f.Path == src || f.Path == real) {
+		if skip[f.Path] || f.Target != "" && leadsTo(f.Path, sp.Dir) {
 			continue
 		}
-		e := layer.Entry{Path: f.Path, Origin: origin(sp, p) + ": " + f.Origin}
-		if dst != src && inDir(sp.Dir, f.Path) {
-			rel, _ := filepath.Rel(filepath.Dir(src), f.Path)
-			e.Path = path.Join(path.Dir(dst), filepath.ToSlash(rel))
-		}
-		if f.Target != "" {
-			e.Kind, e.Target, e.Mode = layer.Symlink, f.Target, 0o777
-		} else {
-			e.Kind, e.Source = layer.Regular, f.Path
+		e, err := closureEntry(sp, p, src, dst, f)
+		if err != nil {
+			return err
 		}
 		c.add(e)
 	}
 	return nil
+}
+
+// closureEntry is the layer entry of one file of the closure of src, which goes to dst.
+func closureEntry(sp *spec.Spec, p spec.Pos, src, dst string, f closure.File) (layer.Entry, error) {
+	e := layer.Entry{Path: f.Path, Origin: origin(sp, p) + ": " + f.Origin}
+	if dst != src && inDir(sp.Dir, f.Path) {
+		rel, _ := filepath.Rel(filepath.Dir(src), f.Path)
+		e.Path = path.Join(path.Dir(dst), filepath.ToSlash(rel))
+	}
+	if f.Target != "" {
+		e.Kind, e.Target, e.Mode = layer.Symlink, f.Target, 0o777
+		return e, nil
+	}
+	mode, err := hostMode(f.Path)
+	if err != nil {
+		return e, specErr(sp, p, "src", err)
+	}
+	e.Kind, e.Source, e.Mode = layer.Regular, f.Path, mode
+	return e, nil
+}
+
+// maxLinks is how many symlinks a chain may have, as Linux's ELOOP limit.
+const maxLinks = 40
+
+// symlinkChain follows src's own symlinks (not those of its directories) and returns every link on
+// the way, each as written and with its directory resolved, and the regular file at the end:
+// /usr/bin/awk -> /etc/alternatives/awk -> /usr/bin/mawk gives both links and /usr/bin/mawk.
+func symlinkChain(src string) (links []string, file string, err error) {
+	p := src
+	for range maxLinks {
+		dir, err := filepath.EvalSymlinks(filepath.Dir(p))
+		if err != nil {
+			return nil, "", err
+		}
+		resolved := filepath.Join(dir, filepath.Base(p))
+		t, err := os.Readlink(resolved)
+		if err != nil {
+			file, err := filepath.EvalSymlinks(resolved) // not a link: the file itself
+			return links, file, err
+		}
+		links = append(links, p, resolved)
+		if !filepath.IsAbs(t) {
+			t = filepath.Join(dir, t)
+		}
+		p = filepath.Clean(t)
+	}
+	return nil, "", fmt.Errorf("%s: more than %d symlinks in a chain", src, maxLinks)
 }
 
 func addFiles(sp *spec.Spec, c *collected, _ *closure.Resolver) error {
@@ -137,7 +188,7 @@ func addFiles(sp *spec.Spec, c *collected, _ *closure.Resolver) error {
 		if fi.IsDir() {
 			return specErr(sp, f.Pos, "src", fmt.Errorf("%s is a directory (use contents.trees)", f.Src))
 		}
-		mode := fi.Mode() & (fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky)
+		mode := normalMode(fi.Mode())
 		if f.Mode != nil {
 			mode = *f.Mode
 		}
@@ -156,7 +207,7 @@ func addTrees(sp *spec.Spec, c *collected, _ *closure.Resolver) error {
 	return nil
 }
 
-// addTree copies a host directory: modes from the host, owners as declared, symlinks kept.
+// addTree copies a host directory: modes normalised, owners as declared, symlinks kept.
 func addTree(c *collected, src, dst string, uid, gid int, org string) error {
 	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -168,7 +219,7 @@ func addTree(c *collected, src, dst string, uid, gid int, org string) error {
 		if err != nil {
 			return err
 		}
-		e.Mode = info.Mode() & (fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky)
+		e.Mode = normalMode(info.Mode())
 		switch {
 		case d.IsDir():
 			e.Kind = layer.Dir
@@ -186,6 +237,28 @@ func addTree(c *collected, src, dst string, uid, gid int, org string) error {
 		c.add(e)
 		return nil
 	})
+}
+
+// normalMode is the mode a host file gets when kiln.yaml declares none. As in git, only the
+// executable bit survives, so the host's umask, a copy with cp -r and setuid bits never show:
+// directories and executables 0755, other files 0644, symlinks 0777.
+func normalMode(m fs.FileMode) fs.FileMode {
+	switch {
+	case m&fs.ModeSymlink != 0:
+		return 0o777
+	case m.IsDir(), m&0o111 != 0:
+		return 0o755
+	}
+	return 0o644
+}
+
+// hostMode is normalMode of the file at p, following symlinks.
+func hostMode(p string) (fs.FileMode, error) {
+	fi, err := os.Stat(p)
+	if err != nil {
+		return 0, err
+	}
+	return normalMode(fi.Mode()), nil
 }
 
 func addLinksAndDirs(sp *spec.Spec, c *collected, _ *closure.Resolver) error {

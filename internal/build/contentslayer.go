@@ -2,9 +2,11 @@ package build
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
@@ -15,61 +17,82 @@ import (
 
 // builtLayer is a layer already in the store (or staged in the transaction that builds the image).
 type builtLayer struct {
-	st  *store.Store
-	w   layer.Written
-	key string // build cache key; "" when the cache is off
+	st     *store.Store
+	w      layer.Written
+	key    string // build cache key; "" when the cache is off
+	cached bool   // w came from the build cache
 }
 
 // contentsLayer returns the layer holding planned, from the build cache when its key is known.
-func contentsLayer(ctx context.Context, st *store.Store, tx *store.Tx, planned []layer.Entry, opts Options, log *slog.Logger) (*builtLayer, bool, error) {
+// start is when the build began: host files changed since shortly before it are keyed by content.
+func contentsLayer(ctx context.Context, st *store.Store, tx *store.Tx, planned []layer.Entry, opts Options, start time.Time, log *slog.Logger) (*builtLayer, error) {
 	l := &builtLayer{st: st}
 	if opts.CacheDir != "" {
-		key, err := cacheKey(planned, opts.Epoch.Unix())
+		key, err := cacheKey(planned, opts.Epoch.Unix(), start)
 		if err != nil {
-			return nil, false, err
+			return nil, err
 		}
 		l.key = key
 		if w, ok := loadCache(opts.CacheDir, key); ok && !opts.NoCache && st.HasBlob(w.Digest) {
-			l.w = w
+			l.w, l.cached = w, true
 			log.Info("contents layer from cache", "digest", w.Digest.String())
-			return l, true, nil
+			return l, nil
 		}
 	}
-	w, err := writeLayer(ctx, tx, planned, opts)
+	w, err := writeLayer(ctx, tx, planned, opts.Epoch)
 	if err != nil {
-		return nil, false, err
+		return nil, err
 	}
 	l.w = w
 	log.Info("wrote contents layer", "digest", w.Digest.String(), "size", w.Size, "uncompressed", w.UncompressedSize)
-	return l, false, nil
+	return l, nil
 }
 
-// writeLayer streams the tar+gzip writer into a staged blob.
-func writeLayer(ctx context.Context, tx *store.Tx, planned []layer.Entry, opts Options) (layer.Written, error) {
+// writeLayer streams the tar+gzip writer into a staged blob. When the store fails, its error is
+// the one that counts: the writer then only sees the pipe closed with it.
+func writeLayer(ctx context.Context, tx *store.Tx, planned []layer.Entry, epoch time.Time) (layer.Written, error) {
 	pr, pw := io.Pipe()
 	done := make(chan struct{})
 	var w layer.Written
 	var werr error
 	go func() {
 		defer close(done)
-		w, werr = layer.Write(pw, planned, opts.Epoch)
+		w, werr = layer.Write(pw, planned, epoch)
 		pw.CloseWithError(werr)
 	}()
 	stop := context.AfterFunc(ctx, func() { pr.CloseWithError(ctx.Err()) })
 	defer stop()
-	digest, _, err := tx.WriteBlob(pr)
-	pr.CloseWithError(io.ErrClosedPipe) // unblock the writer if WriteBlob stopped early
-	<-done
-	if werr != nil {
-		return w, werr
+	digest, _, serr := tx.WriteBlob(pr)
+	if serr != nil {
+		pr.CloseWithError(serr) // unblock the writer with the store's error
+	} else {
+		pr.Close()
 	}
-	if err != nil {
-		return w, fmt.Errorf("store contents layer: %w", err)
+	<-done
+	if cerr := ctx.Err(); serr != nil && cerr != nil && errors.Is(werr, cerr) {
+		werr = nil // the writer only saw the cancellation the store reports
+	}
+	if err := layerErr(serr, werr); err != nil {
+		return w, err
 	}
 	if digest != w.Digest {
 		return w, fmt.Errorf("contents layer: store hashed %s, writer %s", digest, w.Digest)
 	}
 	return w, nil
+}
+
+// layerErr puts the store's error first. When one side only relays the other's error through the
+// pipe, the original alone is returned.
+func layerErr(serr, werr error) error {
+	switch {
+	case serr == nil:
+		return werr
+	case werr != nil && errors.Is(serr, werr): // the writer failed; the store read its error
+		return werr
+	case werr == nil, errors.Is(werr, serr): // the store failed; the writer saw the pipe close
+		return fmt.Errorf("store contents layer: %w", serr)
+	}
+	return errors.Join(fmt.Errorf("store contents layer: %w", serr), werr)
 }
 
 func (l *builtLayer) Digest() (v1.Hash, error)            { return l.w.Digest, nil }

@@ -15,20 +15,13 @@ import (
 // defaultPath is set in scratch images so bare command names resolve, as Docker's runtime would.
 const defaultPath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
-// assemble appends the contents layer to the base and writes kiln.yaml's config over the base's.
+// assemble appends the contents layer to the base (an OCI image, see openBase) and writes
+// kiln.yaml's config over the base's.
 func assemble(base *baseImage, l *builtLayer, sp *spec.Spec, c *collected, epoch time.Time) (v1.Image, error) {
-	mt, err := base.img.MediaType()
-	if err != nil {
-		return nil, err
-	}
-	lmt := types.OCILayer
-	if mt == types.DockerManifestSchema2 {
-		lmt = types.DockerLayer
-	}
 	created := v1.Time{Time: epoch.UTC()}
 	img, err := mutate.Append(base.img, mutate.Addendum{
 		Layer:     l,
-		MediaType: lmt,
+		MediaType: types.OCILayer,
 		History:   v1.History{Created: created, CreatedBy: "kiln build", Comment: "contents"},
 	})
 	if err != nil {

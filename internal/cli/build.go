@@ -39,12 +39,9 @@ Timestamps come from SOURCE_DATE_EPOCH (default 0), so the same inputs give the 
 }
 
 func runBuild(cmd *cobra.Command, e *env, dir, file string, tags []string, noCache bool) error {
-	abs, err := filepath.Abs(dir)
+	abs, err := buildDir(dir)
 	if err != nil {
 		return err
-	}
-	if fi, err := os.Stat(abs); err != nil || !fi.IsDir() {
-		return fmt.Errorf("build directory %s: not a directory", dir)
 	}
 	if file == "" {
 		file = filepath.Join(dir, "kiln.yaml")
@@ -77,6 +74,24 @@ func runBuild(cmd *cobra.Command, e *env, dir, file string, tags []string, noCac
 		time.Since(start).Round(time.Millisecond), res.Files, size(res.Layer.Size))
 	fmt.Fprintln(e.stdout, res.Digest)
 	return nil
+}
+
+// buildDir is dir as an absolute path without symlinks: the build directory's host path decides
+// where its programs' $ORIGIN libraries go in the image, and a symlink on the way (a checkout
+// reached through a link) must not show there or change the digest.
+func buildDir(dir string) (string, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return "", err
+	}
+	resolved, err := filepath.EvalSymlinks(abs)
+	if err != nil {
+		return "", fmt.Errorf("build directory %s: %w", dir, err)
+	}
+	if fi, err := os.Stat(resolved); err != nil || !fi.IsDir() {
+		return "", fmt.Errorf("build directory %s: not a directory", dir)
+	}
+	return resolved, nil
 }
 
 // sourceDateEpoch reads SOURCE_DATE_EPOCH (https://reproducible-builds.org/specs/source-date-epoch/).

@@ -69,7 +69,8 @@ func imageRows(st *store.Store) ([]imageRow, error) {
 	return rows, nil
 }
 
-// splitRef splits "name:tag" at the last colon after the last slash.
+// splitRef splits "name:tag" at the last colon after the last slash (so a registry's host:port
+// stays in the name), the rule the store applies when it normalises a reference.
 func splitRef(ref string) (string, string) {
 	i := strings.LastIndex(ref, ":")
 	if i < 0 || i < strings.LastIndex(ref, "/") {

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"fmt"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -43,6 +44,10 @@ func newInspect(e *env) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			tagged, err := st.List()
+			if err != nil {
+				return err
+			}
 			out := make([]*imageInfo, 0, len(args))
 			for _, ref := range args {
 				d, err := st.Resolve(ref)
@@ -51,8 +56,9 @@ func newInspect(e *env) *cobra.Command {
 				}
 				info, err := describe(st, d)
 				if err != nil {
-					return err
+					return fmt.Errorf("inspect %s: %w", ref, err)
 				}
+				info.Tags = tagsOf(tagged, d)
 				out = append(out, info)
 			}
 			return writeJSON(e, out)
@@ -60,7 +66,7 @@ func newInspect(e *env) *cobra.Command {
 	}
 }
 
-// describe reads an image's manifest and config.
+// describe reads an image's manifest and config. Its Tags are left for the caller, who has the list.
 func describe(st *store.Store, d v1.Hash) (*imageInfo, error) {
 	img, err := st.Image(d)
 	if err != nil {
@@ -78,7 +84,7 @@ func describe(st *store.Store, d v1.Hash) (*imageInfo, error) {
 	if err != nil {
 		return nil, err
 	}
-	info := &imageInfo{Digest: d.String(), Tags: tagsOf(st, d), MediaType: m.MediaType,
+	info := &imageInfo{Digest: d.String(), Tags: []string{}, MediaType: m.MediaType,
 		Created: cf.Created.Time, Architecture: cf.Architecture, OS: cf.OS, Config: cf.Config,
 		ConfigDigest: m.Config.Digest.String(), History: cf.History,
 		Size: int64(len(raw)) + m.Config.Size}
@@ -93,10 +99,10 @@ func describe(st *store.Store, d v1.Hash) (*imageInfo, error) {
 	return info, nil
 }
 
-func tagsOf(st *store.Store, d v1.Hash) []string {
+// tagsOf returns the tags in tagged that name the image d.
+func tagsOf(tagged []store.Tagged, d v1.Hash) []string {
 	tags := []string{}
-	all, _ := st.List()
-	for _, t := range all {
+	for _, t := range tagged {
 		if t.Digest == d {
 			tags = append(tags, t.Ref)
 		}

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/spf13/cobra"
 
@@ -52,7 +53,7 @@ func runLoad(cmd *cobra.Command, e *env, in string, extra []string) error {
 		if err != nil {
 			return fmt.Errorf("load %s: %w", in, err)
 		}
-		tags := append(l.Tags, extra...)
+		tags := slices.Concat(l.Tags, extra)
 		for _, t := range tags {
 			if err := tx.Tag(t, d); err != nil {
 				return err

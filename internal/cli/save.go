@@ -46,7 +46,11 @@ func runSave(e *env, ref, out string, format archive.Format) error {
 	if err != nil {
 		return err
 	}
-	name := archiveName(ref, tagsOf(st, d))
+	tagged, err := st.List()
+	if err != nil {
+		return err
+	}
+	name := archiveName(ref, tagsOf(tagged, d))
 	if out == "-" {
 		return archive.Save(e.stdout, img, name, format)
 	}

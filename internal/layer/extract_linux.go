@@ -357,7 +357,7 @@ func setTimes(parent int, base string, hdr *tar.Header) error {
 }
 
 func timespec(t time.Time) unix.Timespec {
-	return unix.Timespec{Sec: t.Unix(), Nsec: int64(t.Nanosecond())}
+	return unix.NsecToTimespec(t.UnixNano())
 }
 
 // ctxReader stops a long copy when ctx is done.

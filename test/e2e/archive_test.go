@@ -13,10 +13,16 @@ import (
 // staticImage builds a small image from a generated file, quick enough for every archive test.
 func staticImage(t *testing.T, root, name string) string {
 	t.Helper()
+	return lastLine(mustKiln(t, root, "build", staticProject(t, name)).stdout)
+}
+
+// staticProject is the build directory of staticImage.
+func staticProject(t *testing.T, name string) string {
+	t.Helper()
 	dir := t.TempDir()
 	writeFile(t, filepath.Join(dir, "hello.txt"), "hello from "+name+"\n", 0o644)
 	writeFile(t, filepath.Join(dir, "kiln.yaml"), "name: "+name+"\ncontents:\n  files:\n    - {src: ./hello.txt, dst: /hello.txt}\n  dirs: [/data]\nconfig:\n  cmd: [/bin/cat, /hello.txt]\n", 0o644)
-	return lastLine(mustKiln(t, root, "build", dir).stdout)
+	return dir
 }
 
 func TestSaveIsReadBySkopeo(t *testing.T) {

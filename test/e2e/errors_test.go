@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -46,8 +47,10 @@ func TestBuildErrorsNameTheLine(t *testing.T) {
 	}
 }
 
-// A binary whose library is gone: the error names the library, the binary and the kiln.yaml line.
-func TestBuildMissingLibrary(t *testing.T) {
+// originProject compiles app, which finds libanswer.so.1 through the run path $ORIGIN/lib, into
+// a build directory, with the library left beside it (not yet in lib/).
+func originProject(t *testing.T) string {
+	t.Helper()
 	need(t, "gcc")
 	dir := t.TempDir()
 	writeFile(t, filepath.Join(dir, "lib.c"), "int answer(void) { return 42; }\n", 0o644)
@@ -57,6 +60,19 @@ func TestBuildMissingLibrary(t *testing.T) {
 	run(t, "gcc", "-o", filepath.Join(dir, "app"), filepath.Join(dir, "app.c"), filepath.Join(dir, "libanswer.so.1"),
 		"-Wl,-rpath,$ORIGIN/lib")
 	writeFile(t, filepath.Join(dir, "kiln.yaml"), "name: app\ncontents:\n  binaries:\n    - ./app\n", 0o644)
+	return dir
+}
+
+// moveLibrary puts the library where $ORIGIN/lib points.
+func moveLibrary(t *testing.T, dir string) {
+	t.Helper()
+	run(t, "mkdir", "-p", filepath.Join(dir, "lib"))
+	run(t, "mv", filepath.Join(dir, "libanswer.so.1"), filepath.Join(dir, "lib"))
+}
+
+// A binary whose library is gone: the error names the library, the binary and the kiln.yaml line.
+func TestBuildMissingLibrary(t *testing.T) {
+	dir := originProject(t)
 	root := t.TempDir()
 	r := kilnIn(t, root, "build", dir)
 	for _, w := range []string{"kiln.yaml:4", "libanswer.so.1"} {
@@ -65,8 +81,7 @@ func TestBuildMissingLibrary(t *testing.T) {
 		}
 	}
 	// Put the library where $ORIGIN/lib points and the same kiln.yaml builds, and the app runs.
-	run(t, "mkdir", "-p", filepath.Join(dir, "lib"))
-	run(t, "mv", filepath.Join(dir, "libanswer.so.1"), filepath.Join(dir, "lib"))
+	moveLibrary(t, dir)
 	if out, err := exec.Command(filepath.Join(dir, "app")).CombinedOutput(); err != nil {
 		t.Fatalf("app on the host: %v %s", err, out)
 	}
@@ -76,5 +91,26 @@ func TestBuildMissingLibrary(t *testing.T) {
 	// chroot lacks; given the path, ld.so takes $ORIGIN from it.
 	if out, err := exec.Command("chroot", rootfs, "/lib64/ld-linux-x86-64.so.2", "/usr/local/bin/app").CombinedOutput(); err != nil {
 		t.Fatalf("app in the image: %v %s", err, out)
+	}
+}
+
+// A build directory reached through a symlink gives the image its real path gives: neither the
+// link nor the real path of the host shows in it.
+func TestBuildThroughSymlinkedDir(t *testing.T) {
+	dir := originProject(t)
+	moveLibrary(t, dir)
+	link := filepath.Join(t.TempDir(), "link")
+	if err := os.Symlink(dir, link); err != nil {
+		t.Fatal(err)
+	}
+	real := lastLine(mustKiln(t, t.TempDir(), "build", dir).stdout)
+	root := t.TempDir()
+	linked := lastLine(mustKiln(t, root, "build", link).stdout)
+	if linked != real {
+		t.Errorf("built through %s: %s; through the real path: %s", link, linked, real)
+	}
+	listing := layerListing(t, root, inspect(t, root, "app").Layers[0].Digest)
+	if strings.Contains(listing, t.Name()) || !strings.Contains(listing, "usr/local/bin/lib/libanswer.so.1") {
+		t.Errorf("the layer shows host paths or lacks the $ORIGIN library:\n%s", listing)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -85,18 +86,22 @@ func TestConcurrentBuilds(t *testing.T) {
 		writeFile(t, filepath.Join(dirs[i], "f"), fmt.Sprintf("file %d\n", i%2), 0o644)
 		writeFile(t, filepath.Join(dirs[i], "kiln.yaml"), fmt.Sprintf("name: c%d\ncontents:\n  files: [{src: ./f, dst: /f}]\n", i), 0o644)
 	}
+	// The goroutines only run kiln and keep what happened; the test judges it afterwards.
 	var wg sync.WaitGroup
-	results := make([]result, n)
+	results := make([]result, n+1)
+	errs := make([]error, n+1)
 	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			results[i] = kilnIn(t, root, "build", dirs[i])
-		}()
+		wg.Go(func() { results[i], errs[i] = runKiln(nil, "--root", root, "build", dirs[i]) })
 	}
-	wg.Add(1)
-	go func() { defer wg.Done(); kilnIn(t, root, "gc") }()
+	wg.Go(func() { results[n], errs[n] = runKiln(nil, "--root", root, "gc") })
 	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatalf("run kiln: %v", err)
+	}
+	if r := results[n]; r.code != 0 {
+		t.Errorf("gc during builds: exit %d: %s", r.code, r.stderr)
+	}
+	results = results[:n]
 	for i, r := range results {
 		if r.code != 0 {
 			t.Errorf("build %d: %s", i, r.stderr)

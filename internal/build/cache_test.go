@@ -1,0 +1,69 @@
+package build
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// A file rewritten with the same size within one timestamp tick keeps its stat: while it is that
+// recent, its content is in the key.
+func TestCacheKeyRacyFile(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "f")
+	if err := os.WriteFile(p, []byte("aaaa"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(p, &st); err != nil {
+		t.Fatal(err)
+	}
+	key := func(racy time.Time) string {
+		h := sha256.New()
+		if err := fileKey(h, p, &st, racy); err != nil {
+			t.Fatal(err)
+		}
+		return hex.EncodeToString(h.Sum(nil))
+	}
+	buildStart := time.Now().Add(-racyWindow)
+	longAfter := time.Now().Add(time.Hour) // as if the file had been written long before the build
+	recentBefore, oldBefore := key(buildStart), key(longAfter)
+	if err := os.WriteFile(p, []byte("bbbb"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// st is reused: the rewrite as a filesystem with coarse timestamps would show it.
+	if key(buildStart) == recentBefore {
+		t.Errorf("a recent file rewritten with the same stat kept its key")
+	}
+	if key(longAfter) != oldBefore {
+		t.Errorf("an old file's key depends on more than its stat")
+	}
+}
+
+// The key changes with the Go toolchain (archive/tar) and the gzip compressor.
+func TestWriterVersion(t *testing.T) {
+	bi := &debug.BuildInfo{Deps: []*debug.Module{
+		{Path: "github.com/spf13/cobra", Version: "v1.10.2"},
+		{Path: compressModule, Version: "v1.20.3", Sum: "h1:abc="},
+	}}
+	v := writerVersion("go1.26.8", bi)
+	for _, want := range []string{"go1.26.8", compressModule + "@v1.20.3"} {
+		if !strings.Contains(v, want) {
+			t.Errorf("writerVersion %q lacks %q", v, want)
+		}
+	}
+	bi.Deps[1].Version = "v1.20.4"
+	if writerVersion("go1.26.8", bi) == v || writerVersion("go1.27.0", nil) == writerVersion("go1.26.8", nil) {
+		t.Errorf("the version ignores a new compressor or Go")
+	}
+	if v := cacheVersion(); !strings.Contains(v, runtime.Version()) {
+		t.Errorf("cacheVersion %q lacks %s", v, runtime.Version())
+	}
+}
