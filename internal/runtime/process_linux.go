@@ -39,6 +39,12 @@ func startWorkload(sock *os.File, s *specs.Spec) error {
 	if err != nil {
 		return err
 	}
+	// Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it while we still have it.
+	if !p.NoNewPrivileges {
+		if err := loadSeccomp(filter); err != nil {
+			return err
+		}
+	}
 	if err := dropPrivileges(p, c); err != nil {
 		return err
 	}
@@ -46,10 +52,8 @@ func startWorkload(sock *os.File, s *specs.Spec) error {
 		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
 			return errorf(125, "no_new_privs: %v", err)
 		}
-	}
-	if filter != nil {
-		if err := seccomp.Load(filter); err != nil {
-			return errorf(125, "load seccomp filter: %v", err)
+		if err := loadSeccomp(filter); err != nil {
+			return err
 		}
 	}
 	unix.Umask(umask(p))
@@ -69,6 +73,16 @@ func compileSeccomp(s *specs.Spec) ([]unix.SockFilter, error) {
 		return nil, errorf(125, "seccomp profile: %v", err)
 	}
 	return prog, nil
+}
+
+func loadSeccomp(filter []unix.SockFilter) error {
+	if filter == nil {
+		return nil
+	}
+	if err := seccomp.Load(filter); err != nil {
+		return errorf(125, "load seccomp filter: %v", err)
+	}
+	return nil
 }
 
 func umask(p *specs.Process) int {
