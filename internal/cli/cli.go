@@ -63,10 +63,11 @@ content-addressed store. Images move in and out as OCI archives and docker archi
 	root.SetErr(stderr)
 	root.PersistentFlags().StringVar(&e.root, "root", defaultRoot(),
 		"directory holding kiln's store (env KILN_ROOT)")
-	root.PersistentFlags().BoolVarP(&e.verbose, "verbose", "v", false, "log more detail to stderr")
+	root.PersistentFlags().BoolVar(&e.verbose, "verbose", false, "log more detail to stderr")
 	root.AddCommand(
 		newBuild(e), newImages(e), newInspect(e), newRmi(e), newTag(e),
 		newGC(e), newCheck(e), newSave(e), newLoad(e), newVersion(e),
+		newRun(e), newPs(e), newLogs(e), newStop(e), newKill(e), newRm(e), newWait(e), newExec(e), newVolume(e),
 	)
 	return root
 }

@@ -21,14 +21,23 @@ import (
 type GCReport struct {
 	Removed []v1.Hash // sorted
 	Freed   int64     // bytes of the removed blobs
+
+	RemovedLayers []v1.Hash // diff_ids of the unpacked layers removed, sorted
+	LayersFreed   int64     // disk space they used
 }
 
 // GC removes every blob that no tag reaches (through index.json, image
-// indexes, manifests, configs and layers) and the leftovers in tmp/. It holds
-// gc.lock exclusively, so it waits for running transactions and blocks new
-// ones until it is done. If a tagged manifest cannot be read, GC removes
-// nothing: it cannot know what that manifest needs.
-func (s *Store) GC(ctx context.Context) (GCReport, error) {
+// indexes, manifests, configs and layers) and the leftovers in tmp/; with
+// KeepLayers, also the unpacked layers that neither a tagged image nor a
+// container uses. It holds gc.lock exclusively, so it waits for running
+// transactions and unpacks and blocks new ones until it is done. If a tagged
+// manifest cannot be read, GC removes nothing: it cannot know what that
+// manifest needs.
+func (s *Store) GC(ctx context.Context, opts ...GCOption) (GCReport, error) {
+	var o gcOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
 	gc, err := lockPath(ctx, s.path("gc.lock"), exclusive)
 	if err != nil {
 		return GCReport{}, fmt.Errorf("gc: %w", err)
@@ -39,7 +48,14 @@ func (s *Store) GC(ctx context.Context) (GCReport, error) {
 	if err != nil {
 		return GCReport{}, fmt.Errorf("gc: %w", err)
 	}
+	liveLayers, err := s.markLayers(o)
+	if err != nil {
+		return GCReport{}, fmt.Errorf("gc: %w", err)
+	}
 	rep, err := s.sweep(ctx, live)
+	if err == nil {
+		err = s.sweepLayers(ctx, liveLayers, &rep)
+	}
 	s.removeStaleTx()
 	s.removeStaleTemp()
 	if err != nil {

@@ -10,8 +10,15 @@
 //	blobs/sha256/<hex>   every blob once, mode 0444, never modified
 //	tmp/tx-<random>/     staging dir of a running transaction (flocked)
 //	tmp/*.new            temporary files of index.json writers (under index.lock)
-//	gc.lock              flock: shared by transactions, tag and check; exclusive by gc
+//	gc.lock              flock: shared by transactions, tag, check and unpack; exclusive by gc
 //	index.lock           flock: exclusive while index.json is read-modified-written
+//
+// Next to it, ROOT/layers is the unpacked-layer cache (see Unpack): each layer
+// once, by diff_id, shared read-only by every container as an overlayfs lower
+// dir:
+//
+//	layers/sha256/<hex>/rootfs          complete; appears by rename, never changes
+//	layers/sha256/<hex>/rootfs.partial  being unpacked (under a flock on <hex>/), or left by a kill
 //
 // Usage:
 //
@@ -42,6 +49,9 @@
 //     them.
 //   - GC holds gc.lock exclusively, so it never runs while a transaction (which
 //     may rely on a blob already in blobs/ that nothing references) is open.
+//   - An unpacked layer dir is complete and verified against its diff_id, or
+//     absent. GC removes unpacked layers only when told which ones containers
+//     use (KeepLayers), and never while an Unpack runs.
 //   - Readers (Resolve, List, Image) take no lock. An image that is untagged
 //     and collected while it is being read loses its blobs under the reader.
 package store

@@ -1,0 +1,205 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/kiln-project/kiln/internal/container"
+	"github.com/kiln-project/kiln/internal/runspec"
+	"github.com/kiln-project/kiln/internal/runtime"
+	"github.com/kiln-project/kiln/internal/store"
+	"github.com/kiln-project/kiln/internal/volume"
+)
+
+// prepared is a container whose record, root, volumes and spec exist, ready to start. Everything
+// the monitor needs is on disk: config.json (the runtime spec) and rootfs.json beside state.json.
+type prepared struct {
+	rec    *container.Container
+	root   string
+	spec   *specs.Spec
+	rootfs *specs.Mount
+}
+
+const (
+	specFile   = "config.json"
+	rootfsFile = "rootfs.json"
+)
+
+// prepare creates the container's record and everything it needs, without starting it. On error
+// nothing is left behind.
+func prepare(ctx context.Context, e *env, f *runFlags, image string, args []string) (p *prepared, err error) {
+	st, err := e.store()
+	if err != nil {
+		return nil, err
+	}
+	d, err := st.Resolve(image)
+	if err != nil {
+		return nil, err
+	}
+	img, err := st.Image(d)
+	if err != nil {
+		return nil, err
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return nil, fmt.Errorf("image %s: %w", image, err)
+	}
+	dirs, err := st.Unpack(ctx, img)
+	if err != nil {
+		return nil, err
+	}
+	cs, err := container.Open(e.root)
+	if err != nil {
+		return nil, err
+	}
+	rec, err := cs.Create(newState(f, image, d, cf))
+	if err != nil {
+		return nil, err
+	}
+	p = &prepared{rec: rec, root: e.root}
+	defer func() {
+		if err != nil {
+			p.discard()
+		}
+	}()
+	binds, err := p.volumes(f, cf, dirs)
+	if err != nil {
+		return nil, err
+	}
+	if p.spec, err = runspec.Build(specOptions(f, rec, cf, args, binds, dirs)); err != nil {
+		return nil, err
+	}
+	p.rootfs = overlay(rec.Dir(), dirs)
+	return p, p.save()
+}
+
+func newState(f *runFlags, image string, d v1.Hash, cf *v1.ConfigFile) *container.State {
+	diffIDs := make([]string, len(cf.RootFS.DiffIDs))
+	for i, h := range cf.RootFS.DiffIDs {
+		diffIDs[i] = h.String()
+	}
+	return &container.State{
+		Name: f.name, Image: image, ImageDigest: d.String(), Created: time.Now().UTC(),
+		Status: container.StatusCreated, AutoRemove: f.rm, Detached: f.detach, Terminal: f.tty,
+		StopSignal: cf.Config.StopSignal, Layers: diffIDs,
+	}
+}
+
+func specOptions(f *runFlags, rec *container.Container, cf *v1.ConfigFile, args []string, binds []runspec.Bind, dirs []string) runspec.Options {
+	o := runspec.Options{
+		ID: rec.ID(), Image: cf, Args: args, Env: f.env, EnvFiles: f.envFiles, HostEnv: os.LookupEnv,
+		Workdir: f.workdir, User: f.user, Hostname: f.hostname, Terminal: f.tty, ReadOnly: f.readOnly,
+		Tmpfs: f.tmpfs, Binds: binds, CapAdd: f.capAdd, CapDrop: f.capDrop, Privileged: f.privileged,
+		SecurityOpt: f.secOpts, Network: f.network, Init: f.init, LayerDirs: dirs,
+		RootPath: filepath.Join(rec.Dir(), "rootfs"),
+	}
+	if f.entrypointSet {
+		o.Entrypoint = &f.entrypoint
+	}
+	return o
+}
+
+// overlay is the container's root: the image's layers, read-only and shared, under the
+// container's own upper directory.
+func overlay(dir string, layers []string) *specs.Mount {
+	return &specs.Mount{Type: "overlay", Source: "overlay", Options: []string{
+		"lowerdir=" + strings.Join(layers, ":"),
+		"upperdir=" + filepath.Join(dir, "upper"),
+		"workdir=" + filepath.Join(dir, "work"),
+	}}
+}
+
+func (p *prepared) save() error {
+	for name, v := range map[string]any{specFile: p.spec, rootfsFile: p.rootfs} {
+		b, err := json.MarshalIndent(v, "", "  ")
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(p.rec.Dir(), name), b, 0o600); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// load reads back what prepare saved, for the monitor.
+func load(rec *container.Container, root string) (*prepared, error) {
+	p := &prepared{rec: rec, root: root}
+	for name, v := range map[string]any{specFile: &p.spec, rootfsFile: &p.rootfs} {
+		b, err := os.ReadFile(filepath.Join(rec.Dir(), name))
+		if err != nil {
+			return nil, err
+		}
+		if err := json.Unmarshal(b, v); err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+	}
+	return p, nil
+}
+
+// start runs the container and records it as running, with this process as its monitor.
+func (p *prepared) start(ctx context.Context, stdio runtime.Stdio) (*runtime.Container, error) {
+	ctr, err := runtime.Start(ctx, runtime.Config{ID: p.rec.ID(), Spec: p.spec, RootFS: p.rootfs,
+		Stdio: stdio, StateDir: p.rec.Dir()})
+	if err != nil {
+		p.rec.Update(func(s *container.State) error {
+			s.Status, s.Error, s.ExitCode, s.Finished = container.StatusExited, err.Error(), runtime.ExitCode(err), time.Now().UTC()
+			return nil
+		})
+		return nil, err
+	}
+	pidStart, _ := container.StartTime(ctr.Pid())
+	monStart, _ := container.StartTime(os.Getpid())
+	err = p.rec.Update(func(s *container.State) error {
+		s.Status, s.Pid, s.PidStart, s.Started = container.StatusRunning, ctr.Pid(), pidStart, time.Now().UTC()
+		s.MonitorPid, s.MonitorStart = os.Getpid(), monStart
+		return nil
+	})
+	if err != nil {
+		ctr.Signal(9)
+		ctr.Wait()
+		return nil, err
+	}
+	return ctr, nil
+}
+
+// finish waits for the container, records how it ended, removes it if asked, and returns its
+// exit status.
+func (p *prepared) finish(ctr *runtime.Container) int {
+	exit, _ := ctr.Wait()
+	var auto bool
+	p.rec.Update(func(s *container.State) error {
+		s.Status, s.ExitCode, s.Finished = container.StatusExited, exit.Code, time.Now().UTC()
+		auto = s.AutoRemove
+		return nil
+	})
+	if auto {
+		p.discard()
+	}
+	return exit.Code
+}
+
+// discard removes the container's record and the anonymous volumes made for it.
+func (p *prepared) discard() {
+	s, err := p.rec.State()
+	if err == nil && len(s.AnonVolumes) > 0 {
+		if vs, err := volume.Open(p.root); err == nil {
+			for _, v := range s.AnonVolumes {
+				vs.Remove(v, func(string) bool { return false })
+			}
+		}
+	}
+	p.rec.Remove()
+}
+
+var _ = errors.New
+var _ store.Tagged

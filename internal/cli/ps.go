@@ -1,0 +1,92 @@
+package cli
+
+import (
+	"fmt"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/kiln-project/kiln/internal/container"
+)
+
+func newPs(e *env) *cobra.Command {
+	var all bool
+	var format string
+	cmd := &cobra.Command{
+		Use:   "ps [-a] [--format table|json]",
+		Short: "List containers",
+		Long:  "List running containers (all with -a). The state is read from disk and checked against the live processes, so a container whose monitor was killed shows as exited.",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cs, err := container.Open(e.root)
+			if err != nil {
+				return err
+			}
+			states, err := cs.List()
+			if err != nil {
+				return err
+			}
+			var shown []*container.State
+			for _, s := range states {
+				if all || s.Status == container.StatusRunning {
+					shown = append(shown, s)
+				}
+			}
+			switch format {
+			case "json":
+				if shown == nil {
+					shown = []*container.State{}
+				}
+				return writeJSON(e, shown)
+			case "table", "":
+				return psTable(e, shown)
+			}
+			return fmt.Errorf("--format %q: want table or json", format)
+		},
+	}
+	cmd.Flags().BoolVarP(&all, "all", "a", false, "show all containers, not only running ones")
+	cmd.Flags().StringVar(&format, "format", "table", "output format: table or json")
+	return cmd
+}
+
+func psTable(e *env, states []*container.State) error {
+	tw := tabwriter.NewWriter(e.stdout, 0, 4, 3, ' ', 0)
+	fmt.Fprintln(tw, "CONTAINER ID\tIMAGE\tCREATED\tSTATUS\tNAMES")
+	for _, s := range states {
+		fmt.Fprintf(tw, "%s\t%s\t%s ago\t%s\t%s\n", s.ID[:12], s.Image, since(s.Created), statusLine(s), s.Name)
+	}
+	return tw.Flush()
+}
+
+// statusLine reads like Docker's: "Up 3 minutes", "Exited (0) 2 seconds ago".
+func statusLine(s *container.State) string {
+	switch s.Status {
+	case container.StatusRunning:
+		return "Up " + since(s.Started)
+	case container.StatusExited:
+		return fmt.Sprintf("Exited (%d) %s ago", s.ExitCode, since(s.Finished))
+	}
+	return strings.Title(string(s.Status))
+}
+
+func since(t time.Time) string {
+	d := time.Since(t)
+	switch {
+	case d < time.Minute:
+		return plural(int(d.Seconds()), "second")
+	case d < time.Hour:
+		return plural(int(d.Minutes()), "minute")
+	case d < 48*time.Hour:
+		return plural(int(d.Hours()), "hour")
+	}
+	return plural(int(d.Hours()/24), "day")
+}
+
+func plural(n int, unit string) string {
+	if n == 1 {
+		return "1 " + unit
+	}
+	return fmt.Sprintf("%d %ss", n, unit)
+}

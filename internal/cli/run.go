@@ -1,0 +1,136 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"syscall"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/kiln-project/kiln/internal/runtime"
+)
+
+// runFlags are `kiln run`'s options, Docker's names and meanings.
+type runFlags struct {
+	rm, detach, interactive, tty, readOnly, privileged, init bool
+	name, workdir, user, hostname, network, entrypoint       string
+	entrypointSet                                            bool
+	env, envFiles, volumes, tmpfs, capAdd, capDrop, secOpts  []string
+}
+
+func newRun(e *env) *cobra.Command {
+	f := &runFlags{}
+	cmd := &cobra.Command{
+		Use:   "run [flags] IMAGE [COMMAND [ARG...]]",
+		Short: "Run a command in a new container",
+		Long: `Run IMAGE as a container: its layers shared read-only under a private copy-on-write upper
+directory, in new mount, pid, uts, ipc and network namespaces, with Docker's default capabilities,
+seccomp filter, masked paths and /dev. The exit status is the command's (128+N when killed by
+signal N); 125 when kiln fails, 126 when the command cannot be run, 127 when it is not found.`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			f.entrypointSet = cmd.Flags().Changed("entrypoint")
+			return runContainer(cmd, e, f, args[0], args[1:])
+		},
+	}
+	fl := cmd.Flags()
+	fl.SetInterspersed(false)              // flags after IMAGE belong to the command
+	fl.Bool("help", false, "help for run") // -h is --hostname, as in Docker
+	addRunFlags(fl, f)
+	return cmd
+}
+
+func addRunFlags(fl *pflag.FlagSet, f *runFlags) {
+	fl.BoolVar(&f.rm, "rm", false, "remove the container when it exits")
+	fl.BoolVarP(&f.detach, "detach", "d", false, "run in the background and print the container ID")
+	fl.BoolVarP(&f.interactive, "interactive", "i", false, "keep stdin open")
+	fl.BoolVarP(&f.tty, "tty", "t", false, "allocate a pseudo-terminal")
+	fl.BoolVar(&f.readOnly, "read-only", false, "mount the container's root read-only")
+	fl.BoolVar(&f.privileged, "privileged", false, "all capabilities, no seccomp filter, no masked paths")
+	fl.BoolVar(&f.init, "init", false, "run a reaper as PID 1 that forwards signals (built into kiln)")
+	fl.StringVar(&f.name, "name", "", "name the container")
+	fl.StringVarP(&f.workdir, "workdir", "w", "", "working directory inside the container")
+	fl.StringVarP(&f.user, "user", "u", "", "user[:group], names or ids (resolved in the image)")
+	fl.StringVarP(&f.hostname, "hostname", "h", "", "container host name (default: the ID's first 12 characters)")
+	fl.StringVar(&f.network, "network", "none", "network: none (loopback only) or host")
+	fl.StringVar(&f.entrypoint, "entrypoint", "", "override the image's entrypoint")
+	fl.StringArrayVarP(&f.env, "env", "e", nil, "set NAME=VALUE (or pass NAME from kiln's environment)")
+	fl.StringArrayVar(&f.envFiles, "env-file", nil, "read NAME=VALUE lines from a file")
+	fl.StringArrayVarP(&f.volumes, "volume", "v", nil, "bind /host/path:/ctr/path[:ro] or volume NAME:/ctr/path[:ro]")
+	fl.StringArrayVar(&f.tmpfs, "tmpfs", nil, "mount a tmpfs at PATH[:OPTIONS]")
+	fl.StringArrayVar(&f.capAdd, "cap-add", nil, "add a capability (or ALL)")
+	fl.StringArrayVar(&f.capDrop, "cap-drop", nil, "drop a capability (or ALL)")
+	fl.StringArrayVar(&f.secOpts, "security-opt", nil, "seccomp=unconfined|PROFILE.json, no-new-privileges")
+}
+
+func (f *runFlags) validate() error {
+	switch f.network {
+	case "none", "host":
+		return nil
+	}
+	return fmt.Errorf("--network %q: want none or host", f.network)
+}
+
+// runContainer is `kiln run`: errors exit 125 (or 126/127 from the runtime), as with Docker.
+func runContainer(cmd *cobra.Command, e *env, f *runFlags, image string, args []string) error {
+	err := runContainerErr(cmd, e, f, image, args)
+	var ee exitError
+	if err == nil || errors.As(err, &ee) {
+		return err
+	}
+	fmt.Fprintf(e.stderr, "kiln: %v\n", err)
+	return exitError{runtime.ExitCode(err)}
+}
+
+func runContainerErr(cmd *cobra.Command, e *env, f *runFlags, image string, args []string) error {
+	if err := f.validate(); err != nil {
+		return err
+	}
+	p, err := prepare(cmd.Context(), e, f, image, args)
+	if err != nil {
+		return err
+	}
+	if f.detach {
+		return detach(e, p)
+	}
+	return foreground(cmd.Context(), e, f, p)
+}
+
+// foreground runs the container with kiln as its monitor: kiln's own stdio passed through (or a
+// terminal), signals forwarded, kiln's exit status the container's.
+func foreground(ctx context.Context, e *env, f *runFlags, p *prepared) error {
+	stdio := runtime.Stdio{Stdout: fileOr(e.stdout, os.Stdout), Stderr: fileOr(e.stderr, os.Stderr)}
+	if f.interactive {
+		stdio.Stdin = fileOr(e.stdin, os.Stdin)
+	}
+	ctr, err := p.start(ctx, stdio)
+	if err != nil {
+		p.discard()
+		return err
+	}
+	stop := forwardSignals(func(s syscall.Signal) { ctr.Signal(s) })
+	defer stop()
+	detachTTY := func() {}
+	if c := ctr.Console(); c != nil {
+		detachTTY = attachConsole(c, fileOr(e.stdin, os.Stdin), e.stdout, f.interactive)
+	}
+	code := p.finish(ctr)
+	detachTTY()
+	if code != 0 {
+		return statusError(code)
+	}
+	return nil
+}
+
+func fileOr(w any, def *os.File) *os.File {
+	if f, ok := w.(*os.File); ok {
+		return f
+	}
+	return def
+}
+
+// statusError is an exit status kiln passes on without printing anything more.
+func statusError(code int) error { return exitError{code} }

@@ -1,0 +1,78 @@
+package cli
+
+import (
+	"io"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+	"golang.org/x/term"
+)
+
+// attachConsole connects the user's terminal to a container's console: raw mode, window size
+// kept in step (SIGWINCH), stdin copied in when interactive, output copied out. The returned
+// function waits for the output to drain and restores the terminal.
+func attachConsole(console *os.File, in *os.File, out io.Writer, interactive bool) func() {
+	var restore func()
+	if term.IsTerminal(int(in.Fd())) {
+		if st, err := term.MakeRaw(int(in.Fd())); err == nil {
+			restore = func() { term.Restore(int(in.Fd()), st) }
+		}
+		resize(in, console)
+		winch := make(chan os.Signal, 1)
+		signal.Notify(winch, syscall.SIGWINCH)
+		go func() {
+			for range winch {
+				resize(in, console)
+			}
+		}()
+	}
+	if interactive {
+		go io.Copy(console, in)
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		io.Copy(out, console) // ends with EIO once the container's side is closed
+	}()
+	return func() {
+		wg.Wait()
+		if restore != nil {
+			restore()
+		}
+	}
+}
+
+func resize(from, to *os.File) {
+	ws, err := unix.IoctlGetWinsize(int(from.Fd()), unix.TIOCGWINSZ)
+	if err == nil {
+		unix.IoctlSetWinsize(int(to.Fd()), unix.TIOCSWINSZ, ws)
+	}
+}
+
+// forwardSignals sends every signal kiln gets (but those about its own terminal) to send, until
+// the returned function is called.
+func forwardSignals(send func(syscall.Signal)) func() {
+	ch := make(chan os.Signal, 32)
+	signal.Notify(ch)
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case s := <-ch:
+				sig := s.(syscall.Signal)
+				switch sig {
+				case syscall.SIGCHLD, syscall.SIGWINCH, syscall.SIGURG, syscall.SIGPIPE:
+					continue
+				}
+				send(sig)
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() { signal.Stop(ch); close(done) }
+}
