@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -16,7 +15,6 @@ import (
 	"github.com/kiln-project/kiln/internal/container"
 	"github.com/kiln-project/kiln/internal/runspec"
 	"github.com/kiln-project/kiln/internal/runtime"
-	"github.com/kiln-project/kiln/internal/store"
 	"github.com/kiln-project/kiln/internal/volume"
 )
 
@@ -36,7 +34,7 @@ const (
 
 // prepare creates the container's record and everything it needs, without starting it. On error
 // nothing is left behind.
-func prepare(ctx context.Context, e *env, f *runFlags, image string, args []string) (p *prepared, err error) {
+func prepare(ctx context.Context, e *env, f *runFlags, image string, args []string) (_ *prepared, err error) {
 	st, err := e.store()
 	if err != nil {
 		return nil, err
@@ -65,7 +63,7 @@ func prepare(ctx context.Context, e *env, f *runFlags, image string, args []stri
 	if err != nil {
 		return nil, err
 	}
-	p = &prepared{rec: rec, root: e.root}
+	p := &prepared{rec: rec, root: e.root}
 	defer func() {
 		if err != nil {
 			p.discard()
@@ -201,5 +199,3 @@ func (p *prepared) discard() {
 	p.rec.Remove()
 }
 
-var _ = errors.New
-var _ store.Tagged

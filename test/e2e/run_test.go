@@ -1,0 +1,227 @@
+package e2e
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// busyboxImage builds an image of the static busybox with a few applet links.
+func busyboxImage(t *testing.T, root string) {
+	t.Helper()
+	need(t, "busybox")
+	if os.Geteuid() != 0 {
+		t.Skip("SKIP: containers need root")
+	}
+	bb, _ := exec.LookPath("busybox")
+	dir := t.TempDir()
+	var links strings.Builder
+	for _, a := range []string{"sh", "sleep", "id", "cat", "ls", "ps", "echo", "mknod", "mount", "hostname", "touch", "stat", "grep", "head", "wc", "readlink", "kill", "true"} {
+		links.WriteString("    - {path: /usr/bin/" + a + ", target: busybox}\n")
+	}
+	writeFile(t, filepath.Join(dir, "kiln.yaml"), `name: busybox
+contents:
+  files:
+    - {src: `+bb+`, dst: /usr/bin/busybox, mode: 0755}
+  symlinks:
+    - {path: /bin, target: usr/bin}
+`+links.String()+`  dirs: [{path: /tmp, mode: 01777}, {path: /data}]
+accounts:
+  users: [{name: app, uid: 1000}]
+  groups: [{name: app, gid: 1000}]
+config:
+  cmd: [/bin/sh]
+  env: {FROM_IMAGE: "yes"}
+  volumes: [/data]
+`, 0o644)
+	mustKiln(t, root, "build", dir)
+}
+
+func TestRunExitStatusAndErrors(t *testing.T) {
+	root := t.TempDir()
+	busyboxImage(t, root)
+	cases := []struct {
+		args []string
+		code int
+		out  string
+	}{
+		{[]string{"run", "--rm", "busybox", "sh", "-c", "exit 7"}, 7, ""},
+		// Under --init the shell is not PID 1, so its own SIGKILL kills it: 128+9.
+		{[]string{"run", "--rm", "--init", "busybox", "sh", "-c", "kill -9 $$"}, 137, ""},
+		{[]string{"run", "--rm", "busybox", "no-such-command"}, 127, "no-such-command"},
+		{[]string{"run", "--rm", "busybox", "/etc/passwd"}, 126, "/etc/passwd"},
+		{[]string{"run", "--rm", "no-such-image"}, 125, "no-such-image"},
+		{[]string{"run", "--rm", "--cap-add", "BOGUS", "busybox", "true"}, 125, "BOGUS"},
+		{[]string{"run", "--rm", "-v", "/does/not/exist:/x", "busybox", "true"}, 125, "/does/not/exist"},
+	}
+	for _, c := range cases {
+		r := kilnIn(t, root, c.args...)
+		if r.code != c.code || !strings.Contains(r.stderr, c.out) {
+			t.Errorf("kiln %v: exit %d (want %d), stderr %q (want %q)", c.args, r.code, c.code, r.stderr, c.out)
+		}
+	}
+	if ps := mustKiln(t, root, "ps", "-a", "--format", "json").stdout; strings.TrimSpace(ps) != "[]" {
+		t.Errorf("failed runs left containers behind: %s", ps)
+	}
+}
+
+func TestRunProcessOptions(t *testing.T) {
+	root := t.TempDir()
+	busyboxImage(t, root)
+	envFile := filepath.Join(t.TempDir(), "env")
+	writeFile(t, envFile, "# comment\nFROM_FILE=1\n", 0o644)
+	r := mustKiln(t, root, "run", "--rm", "-e", "A=b", "--env-file", envFile, "-w", "/tmp", "-u", "app", "--hostname", "box",
+		"busybox", "sh", "-c", `echo "$A $FROM_FILE $FROM_IMAGE $(pwd) $(id -u):$(id -g) $(hostname) $$"`)
+	if got, want := strings.TrimSpace(r.stdout), "b 1 yes /tmp 1000:1000 box 1"; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+	// Docker's default capabilities, and no more, in the bounding, permitted and effective sets.
+	caps := mustKiln(t, root, "run", "--rm", "busybox", "grep", "^Cap", "/proc/self/status").stdout
+	for _, set := range []string{"CapPrm:\t00000000a80425fb", "CapEff:\t00000000a80425fb", "CapBnd:\t00000000a80425fb"} {
+		if !strings.Contains(caps, set) {
+			t.Errorf("capabilities:\n%s\nlack %q", caps, set)
+		}
+	}
+	if r := mustKiln(t, root, "run", "--rm", "--cap-drop", "ALL", "busybox", "grep", "CapEff", "/proc/self/status"); !strings.Contains(r.stdout, "0000000000000000") {
+		t.Errorf("--cap-drop ALL: %s", r.stdout)
+	}
+	if r := mustKiln(t, root, "run", "--rm", "busybox", "grep", "NoNewPrivs", "/proc/self/status"); !strings.Contains(r.stdout, "1") {
+		t.Errorf("no_new_privs not set: %s", r.stdout)
+	}
+	if r := mustKiln(t, root, "run", "--rm", "busybox", "grep", "Seccomp:", "/proc/self/status"); !strings.Contains(r.stdout, "2") {
+		t.Errorf("seccomp filter not on: %s", r.stdout)
+	}
+}
+
+func TestRunWritesAreDiscardedAndReadOnly(t *testing.T) {
+	root := t.TempDir()
+	busyboxImage(t, root)
+	mustKiln(t, root, "run", "--name", "ww", "busybox", "touch", "/written")
+	if r := kilnIn(t, root, "run", "--rm", "busybox", "ls", "/written"); r.code == 0 {
+		t.Errorf("a container's write is visible in another container: %s", r.stdout)
+	}
+	mustKiln(t, root, "rm", "ww")
+	if r := kilnIn(t, root, "run", "--rm", "--read-only", "busybox", "touch", "/x"); r.code == 0 {
+		t.Errorf("--read-only root was writable")
+	}
+	if r := kilnIn(t, root, "run", "--rm", "--read-only", "--tmpfs", "/scratch", "busybox", "touch", "/scratch/x"); r.code != 0 {
+		t.Errorf("--tmpfs on a read-only root: %s", r.stderr)
+	}
+	// Layers are shared: the second container of an image adds only its own (empty) upper dir.
+	entries, _ := os.ReadDir(filepath.Join(root, "layers", "sha256"))
+	if len(entries) != 1 {
+		t.Errorf("layer cache holds %d layers, want the image's 1", len(entries))
+	}
+}
+
+func TestRunVolumes(t *testing.T) {
+	root := t.TempDir()
+	busyboxImage(t, root)
+	host := t.TempDir()
+	writeFile(t, filepath.Join(host, "in"), "from host\n", 0o644)
+	r := mustKiln(t, root, "run", "--rm", "-v", host+":/mnt", "busybox", "sh", "-c", "cat /mnt/in; echo out > /mnt/out")
+	if !strings.Contains(r.stdout, "from host") {
+		t.Errorf("bind: %q", r.stdout)
+	}
+	if b, _ := os.ReadFile(filepath.Join(host, "out")); string(b) != "out\n" {
+		t.Errorf("bind write: %q", b)
+	}
+	if r := kilnIn(t, root, "run", "--rm", "-v", host+":/mnt:ro", "busybox", "touch", "/mnt/x"); r.code == 0 {
+		t.Errorf(":ro bind was writable")
+	}
+	mustKiln(t, root, "run", "--rm", "-v", "keep:/data", "busybox", "sh", "-c", "echo kept > /data/f")
+	if r := mustKiln(t, root, "run", "--rm", "-v", "keep:/data", "busybox", "cat", "/data/f"); r.stdout != "kept\n" {
+		t.Errorf("named volume lost its data: %q", r.stdout)
+	}
+	if ls := mustKiln(t, root, "volume", "ls").stdout; !strings.Contains(ls, "keep") {
+		t.Errorf("volume ls: %s", ls)
+	}
+	// The image declares /data: a run without -v gets an anonymous volume, removed by rm -v.
+	mustKiln(t, root, "run", "--name", "anon", "busybox", "true")
+	before := len(strings.Split(mustKiln(t, root, "volume", "ls").stdout, "\n"))
+	mustKiln(t, root, "rm", "-v", "anon")
+	after := len(strings.Split(mustKiln(t, root, "volume", "ls").stdout, "\n"))
+	if after != before-1 {
+		t.Errorf("rm -v removed %d volumes, want 1", before-after)
+	}
+	mustKiln(t, root, "volume", "rm", "keep")
+}
+
+func TestRunDetachedLifecycle(t *testing.T) {
+	root := t.TempDir()
+	busyboxImage(t, root)
+	id := strings.TrimSpace(mustKiln(t, root, "run", "-d", "--name", "bg", "busybox", "sh", "-c", "echo started; exec sleep 100").stdout)
+	if len(id) != 64 {
+		t.Fatalf("run -d printed %q, want an ID", id)
+	}
+	if r := kilnIn(t, root, "run", "-d", "--name", "bg", "busybox", "true"); r.code != 125 || !strings.Contains(r.stderr, "bg") {
+		t.Errorf("a second container named bg: exit %d %s", r.code, r.stderr)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(mustKiln(t, root, "logs", "bg").stdout, "started") && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if ps := mustKiln(t, root, "ps").stdout; !strings.Contains(ps, "bg") || !strings.Contains(ps, "Up ") {
+		t.Errorf("ps:\n%s", ps)
+	}
+	if r := mustKiln(t, root, "exec", "bg", "sh", "-c", "echo $$; ps | wc -l"); !strings.HasPrefix(r.stdout, "") {
+		t.Errorf("exec: %q", r.stdout)
+	}
+	if r := kilnIn(t, root, "exec", "bg", "sh", "-c", "exit 3"); r.code != 3 {
+		t.Errorf("exec exit status %d, want 3", r.code)
+	}
+	if r := kilnIn(t, root, "rm", "bg"); r.code == 0 {
+		t.Errorf("rm of a running container succeeded")
+	}
+	mustKiln(t, root, "stop", "-t", "1", "bg")
+	if w := strings.TrimSpace(mustKiln(t, root, "wait", "bg").stdout); w != "137" {
+		t.Errorf("wait after stop of sleep (ignores TERM as PID 1): %q, want 137", w)
+	}
+	mustKiln(t, root, "rm", "bg")
+}
+
+// After kill -9 of a monitor, the container dies with it and kiln ps tells the truth.
+func TestMonitorKilled(t *testing.T) {
+	root := t.TempDir()
+	busyboxImage(t, root)
+	mustKiln(t, root, "run", "-d", "--name", "orphan", "busybox", "sleep", "100")
+	var st []struct {
+		MonitorPid, Pid int
+		Status          string
+	}
+	readPs := func() {
+		if err := jsonUnmarshal(mustKiln(t, root, "ps", "-a", "--format", "json").stdout, &st); err != nil || len(st) != 1 {
+			t.Fatalf("ps: %v %+v", err, st)
+		}
+	}
+	readPs()
+	if err := syscallKill(st[0].MonitorPid, 9); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for readPs(); st[0].Status == "running" && time.Now().Before(deadline); readPs() {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if st[0].Status != "exited" {
+		t.Errorf("after kill -9 of its monitor the container is %q", st[0].Status)
+	}
+	mustKiln(t, root, "rm", "orphan")
+	if mounts, _ := os.ReadFile("/proc/self/mountinfo"); strings.Contains(string(mounts), root) {
+		t.Errorf("mounts under the kiln root leaked:\n%s", mounts)
+	}
+}
+
+func TestRunInitReaps(t *testing.T) {
+	root := t.TempDir()
+	busyboxImage(t, root)
+	r := mustKiln(t, root, "run", "--rm", "--init", "busybox", "sh", "-c", "echo $$; sleep 0 & wait")
+	if strings.TrimSpace(r.stdout) == "1" {
+		t.Errorf("with --init the workload is PID 1; want the reaper there")
+	}
+	if r := kilnIn(t, root, "run", "--rm", "--init", "busybox", "sh", "-c", "exit 4"); r.code != 4 {
+		t.Errorf("--init exit status %d, want 4", r.code)
+	}
+}
