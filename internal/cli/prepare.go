@@ -198,4 +198,3 @@ func (p *prepared) discard() {
 	}
 	p.rec.Remove()
 }
-

@@ -768,4 +768,3 @@ func BenchmarkUnpackCached(b *testing.B) {
 		}
 	}
 }
-
