@@ -203,12 +203,16 @@ func (s *Store) unpackMissing(ctx context.Context, img v1.Image, diffIDs []v1.Ha
 	}
 	wg.Wait()
 	// The first real failure, rather than a cancellation it caused elsewhere.
+	var first error
 	for _, err := range errs {
 		if err != nil && !errors.Is(err, context.Canceled) {
 			return err
 		}
+		if first == nil {
+			first = err
+		}
 	}
-	return errors.Join(errs...)
+	return first
 }
 
 // unpackLayer unpacks l, whose uncompressed tar must hash to diffID, unless

@@ -36,20 +36,19 @@ const (
 //
 // src itself is the caller's path; inside it, no symlink is ever followed:
 // every entry is opened relative to its parent's handle, with O_NOFOLLOW.
-// The copy is made next to _data and its entries renamed in when complete,
-// so a kill leaves _data empty (then the next Populate starts over) or
-// finishes the renames on the next Populate. Concurrent Populates of one
-// volume run one after the other.
+// The copy is made next to _data and its entries are renamed in only when it
+// is complete (and synced): after a kill during the copy, _data is still
+// empty and the next Populate starts over; after a kill during the renames,
+// the next Populate finishes them. Populates of one volume run one at a
+// time; a Populate of a volume removed meanwhile fails with ErrNotFound.
 func (v *Volume) Populate(src string) error {
-	f, err := os.Open(src)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("populate volume %s: %w", v.Name, err)
-	}
-	defer f.Close()
-	return v.populate(f)
+	return v.populate(src, func() (*os.File, error) {
+		f, err := os.Open(src)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, nil
+		}
+		return f, err
+	})
 }
 
 // PopulateIn is Populate of the directory at path inside root (a container's
@@ -57,25 +56,31 @@ func (v *Volume) Populate(src string) error {
 // absolute or made of "..", never lead out of root (openat2 RESOLVE_IN_ROOT,
 // or filepath-securejoin where the kernel lacks it).
 func (v *Volume) PopulateIn(root, path string) error {
-	f, err := openInRoot(root, path)
-	if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("populate volume %s from %s in %s: %w", v.Name, path, root, err)
-	}
-	defer f.Close()
-	return v.populate(f)
+	return v.populate(filepath.Join(root, path), func() (*os.File, error) {
+		return openDirInRoot(root, path)
+	})
 }
 
-func (v *Volume) populate(src *os.File) error {
-	if err := v.populateLocked(src); err != nil {
-		return fmt.Errorf("populate volume %s from %s: %w", v.Name, src.Name(), err)
+// openDirInRoot is openInRoot, with nil for nothing there to copy.
+func openDirInRoot(root, path string) (*os.File, error) {
+	f, err := openInRoot(root, path)
+	if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {
+		return nil, nil
+	}
+	return f, err
+}
+
+// populate runs the copy from what open returns (nil: nothing to copy) under
+// the volume's flock. open is called only once the volume is known to need
+// a copy.
+func (v *Volume) populate(from string, open func() (*os.File, error)) error {
+	if err := v.populateLocked(open); err != nil {
+		return fmt.Errorf("populate volume %s from %s: %w", v.Name, from, err)
 	}
 	return nil
 }
 
-func (v *Volume) populateLocked(src *os.File) error {
+func (v *Volume) populateLocked(open func() (*os.File, error)) error {
 	dir := filepath.Dir(v.Dir)
 	lk, err := lockDir(dir)
 	if err != nil {
@@ -86,10 +91,13 @@ func (v *Volume) populateLocked(src *os.File) error {
 		return ErrNotFound // removed while we waited
 	}
 	rec, err := readRecord(dir)
-	if err != nil || rec.Populated {
+	if err != nil {
 		return err
 	}
 	done := filepath.Join(dir, doneDir)
+	if rec.Populated {
+		return os.RemoveAll(done) // empty, if a kill came after the marker
+	}
 	if _, err := os.Lstat(done); err == nil {
 		return finish(dir, rec) // a kill interrupted the renames
 	}
@@ -97,10 +105,15 @@ func (v *Volume) populateLocked(src *os.File) error {
 	if err := os.RemoveAll(partial); err != nil {
 		return err
 	}
-	if fi, err := src.Stat(); err != nil || !fi.IsDir() {
+	if empty, err := isEmpty(v.Dir); err != nil || !empty {
 		return err
 	}
-	if empty, err := isEmpty(v.Dir); err != nil || !empty {
+	src, err := open()
+	if err != nil || src == nil {
+		return err
+	}
+	defer src.Close()
+	if fi, err := src.Stat(); err != nil || !fi.IsDir() {
 		return err
 	}
 	if err := os.Mkdir(partial, 0o700); err != nil {
@@ -176,28 +189,6 @@ func sameFile(f *os.File, path string) bool {
 	return err1 == nil && err2 == nil && os.SameFile(a, b)
 }
 
-func isEmpty(dir string) (bool, error) {
-	f, err := os.Open(dir)
-	if err != nil {
-		return false, err
-	}
-	defer f.Close()
-	_, err = f.Readdirnames(1)
-	if err == io.EOF {
-		return true, nil
-	}
-	return false, err
-}
-
-func readNames(dir string) ([]string, error) {
-	f, err := os.Open(dir)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	return f.Readdirnames(-1)
-}
-
 // copier copies one tree. Every source entry is reached from its parent's
 // handle without following symlinks; the destination is a fresh private dir
 // only this copier writes.
@@ -248,7 +239,13 @@ func (c *copier) dirContent(src, dst *os.File, rel string) error {
 func (c *copier) entry(src, dst *os.File, name, rel string) error {
 	sfd, dfd := int(src.Fd()), int(dst.Fd())
 	var st unix.Stat_t
-	if err := unix.Fstatat(sfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+	err := unix.Fstatat(sfd, name, &st, unix.AT_SYMLINK_NOFOLLOW)
+	if errors.Is(err, unix.ENOENT) {
+		// Listed but not there: removed meanwhile, or a whiteout that an
+		// overlay lists in a directory of one layer but hides from lookups.
+		return nil
+	}
+	if err != nil {
 		return wrap("lstat", err)
 	}
 	switch st.Mode & unix.S_IFMT {
@@ -281,7 +278,7 @@ func (c *copier) entry(src, dst *os.File, name, rel string) error {
 			return wrap("chmod", err)
 		}
 	}
-	err := eachXattr(linkXattrs(sfd, name), func(attr string, value []byte) error {
+	err = eachXattr(linkXattrs(sfd, name), func(attr string, value []byte) error {
 		return unix.Lsetxattr(procPath(dfd, name), attr, value, 0)
 	})
 	if err != nil {

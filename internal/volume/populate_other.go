@@ -18,3 +18,8 @@ func (v *Volume) Populate(src string) error {
 func (v *Volume) PopulateIn(root, path string) error {
 	return fmt.Errorf("populate volume %s: %w", v.Name, errors.ErrUnsupported)
 }
+
+// PopulateFromLayers is PopulateIn on an image's layer dirs; Linux only.
+func (v *Volume) PopulateFromLayers(layers []string, path string) error {
+	return fmt.Errorf("populate volume %s: %w", v.Name, errors.ErrUnsupported)
+}

@@ -1,13 +1,14 @@
 // Package volume keeps named and anonymous volumes, Docker's model, under
 // ROOT/volumes. It owns their directories and metadata and the copy of an
-// image's content into a new volume; it never mounts anything (the runtime
-// binds Volume.Dir) and never knows which containers exist (callers say, see
-// Remove).
+// image's content into a new volume. It never mounts anything the host can
+// see (the runtime binds Volume.Dir) and never knows which containers exist
+// (callers say, see Remove).
 //
 //	volumes/.lock               flock: exclusive around Create and Remove
 //	volumes/NAME/               flocked while it is populated or removed
 //	volumes/NAME/_data/         what containers see: the bind mount source
 //	volumes/NAME/volume.json    created, anonymous, labels, populated; replaced atomically
+//	volumes/NAME/_populate.*/   a copy-up under way (see Populate)
 //	volumes/.tmp-RANDOM/        a volume being created (or left by a kill)
 //	volumes/.rm-RANDOM/         a volume being removed (or left by a kill)
 //
@@ -20,9 +21,12 @@
 //
 //	vols, err := volume.Open(root)
 //	// record that the container uses NAME first (see Remove), then:
-//	v, err := vols.Create("NAME", false) // made on first use, else the existing one
-//	err = v.PopulateIn(rootfs, "/data")   // Docker's copy-up, once, into an empty volume
+//	v, err := vols.Create("NAME", false)       // made on first use, else the existing one
+//	err = v.PopulateFromLayers(dirs, "/data") // Docker's copy-up, once, into an empty volume
 //	// bind v.Dir on /data
+//
+// where dirs are the image's layers from store.Unpack. Populate and
+// PopulateIn copy from a plain directory tree instead.
 package volume
 
 import (
@@ -31,6 +35,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -371,4 +376,26 @@ func randomHex(n int) string {
 	b := make([]byte, n)
 	rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+func isEmpty(dir string) (bool, error) {
+	f, err := os.Open(dir)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	_, err = f.Readdirnames(1)
+	if err == io.EOF {
+		return true, nil
+	}
+	return false, err
+}
+
+func readNames(dir string) ([]string, error) {
+	f, err := os.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return f.Readdirnames(-1)
 }

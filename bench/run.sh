@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# bench/run.sh: start latency of `kiln run --rm IMAGE /bin/true` beside runc and crun running the
+# same root filesystem with the same namespaces, and the floor (unshare + chroot), in one run.
+# Needs root, hyperfine, runc, crun, busybox-static (apt-get install -y hyperfine runc crun busybox-static).
+# crun 1.8 refuses this machine's hybrid cgroup layout, so everything runs in a private mount
+# namespace with /sys/fs/cgroup/unified unmounted (the same for every contender).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS=${RUNS:-30}
+work=$(mktemp -d /tmp/kiln-bench-run.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+
+CGO_ENABLED=0 go build -trimpath -o "$work/kiln" ./cmd/kiln
+mkdir -p "$work/img"
+cat >"$work/img/kiln.yaml" <<YAML
+name: bb
+contents:
+  files: [{src: $(command -v busybox), dst: /usr/bin/busybox, mode: 0755}]
+  symlinks: [{path: /bin, target: usr/bin}, {path: /usr/bin/true, target: busybox}, {path: /usr/bin/sh, target: busybox}]
+config: {cmd: [/bin/true]}
+YAML
+export KILN_ROOT=$work/root
+"$work/kiln" build "$work/img" >/dev/null 2>&1
+
+# The same root for runc and crun: the image's layer, unpacked.
+layer=$("$work/kiln" inspect bb | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["Layers"][0]["Digest"].split(":")[1])')
+mkdir -p "$work/bundle/rootfs"
+tar -xzf "$KILN_ROOT/store/blobs/sha256/$layer" -C "$work/bundle/rootfs"
+(cd "$work/bundle" && runc spec)
+python3 - "$work/bundle/config.json" <<'PY'
+import json, sys
+p = sys.argv[1]; c = json.load(open(p))
+c["process"]["args"] = ["/bin/true"]; c["process"]["terminal"] = False
+c["root"]["readonly"] = False
+c["ociVersion"] = "1.0.2"  # crun 1.8 refuses newer
+json.dump(c, open(p, "w"))
+PY
+
+unshare -m bash -s <<SH
+set -e
+umount /sys/fs/cgroup/unified 2>/dev/null || true
+cd "$work/bundle"
+hyperfine -N --style none --runs $RUNS --warmup 3 --export-json "$work/times.json" \
+  -n "kiln run --rm" "$work/kiln run --rm bb /bin/true" \
+  -n "crun run" "crun run --bundle $work/bundle c1" \
+  -n "runc run" "runc run --bundle $work/bundle r1" \
+  -n "floor: unshare -mpfiun chroot" "unshare -mpfiun chroot $work/bundle/rootfs /bin/true" \
+  >"$work/hyperfine.log" 2>&1 || { cat "$work/hyperfine.log"; exit 1; }
+SH
+
+python3 - "$work/times.json" <<'PY'
+import json, sys
+r = {x["command"]: x for x in json.load(open(sys.argv[1]))["results"]}
+med = {k: v["median"] * 1000 for k, v in r.items()}
+k = med["kiln run --rm"]
+print("| command | median (ms) | min (ms) | this / kiln |")
+print("|---|---:|---:|---:|")
+for name, v in r.items():
+    print(f"| {name} | {med[name]:.2f} | {v['min']*1000:.2f} | {med[name]/k:.2f}x |")
+PY
