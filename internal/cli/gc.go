@@ -3,28 +3,62 @@ package cli
 import (
 	"fmt"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/spf13/cobra"
+
+	"github.com/kiln-project/kiln/internal/container"
+	"github.com/kiln-project/kiln/internal/store"
 )
 
 func newGC(e *env) *cobra.Command {
 	return &cobra.Command{
 		Use:   "gc",
-		Short: "Remove blobs no tagged image references",
+		Short: "Remove blobs and unpacked layers nothing references",
+		Long:  "Remove blobs no tagged image references, and unpacked layers neither a tagged image nor a container (running or stopped) uses.",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			st, err := e.store()
 			if err != nil {
 				return err
 			}
-			rep, err := st.GC(cmd.Context())
+			rep, err := st.GC(cmd.Context(), store.KeepLayers(func() (map[v1.Hash]bool, error) {
+				return containerLayers(e)
+			}))
 			if err != nil {
 				return err
 			}
 			for _, d := range rep.Removed {
 				fmt.Fprintf(e.stdout, "removed %s\n", d)
 			}
-			fmt.Fprintf(e.stderr, "freed %s in %d blobs\n", size(rep.Freed), len(rep.Removed))
+			for _, d := range rep.RemovedLayers {
+				fmt.Fprintf(e.stdout, "removed layer %s\n", d)
+			}
+			fmt.Fprintf(e.stderr, "freed %s in %d blobs and %s in %d unpacked layers\n",
+				size(rep.Freed), len(rep.Removed), size(rep.LayersFreed), len(rep.RemovedLayers))
 			return nil
 		},
 	}
+}
+
+// containerLayers are the layers every container record names.
+func containerLayers(e *env) (map[v1.Hash]bool, error) {
+	cs, err := container.Open(e.root)
+	if err != nil {
+		return nil, err
+	}
+	states, err := cs.List()
+	if err != nil {
+		return nil, err
+	}
+	keep := map[v1.Hash]bool{}
+	for _, s := range states {
+		for _, l := range s.Layers {
+			h, err := v1.NewHash(l)
+			if err != nil {
+				return nil, fmt.Errorf("container %s: layer %q: %w", s.Name, l, err)
+			}
+			keep[h] = true
+		}
+	}
+	return keep, nil
 }

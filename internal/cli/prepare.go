@@ -51,14 +51,11 @@ func prepare(ctx context.Context, e *env, f *runFlags, image string, args []stri
 	if err != nil {
 		return nil, fmt.Errorf("image %s: %w", image, err)
 	}
-	dirs, err := st.Unpack(ctx, img)
-	if err != nil {
-		return nil, err
-	}
 	cs, err := container.Open(e.root)
 	if err != nil {
 		return nil, err
 	}
+	// The record names the layers before they are unpacked, so a concurrent gc keeps them.
 	rec, err := cs.Create(newState(f, image, d, cf))
 	if err != nil {
 		return nil, err
@@ -69,6 +66,10 @@ func prepare(ctx context.Context, e *env, f *runFlags, image string, args []stri
 			p.discard()
 		}
 	}()
+	dirs, err := st.Unpack(ctx, img)
+	if err != nil {
+		return nil, err
+	}
 	binds, err := p.volumes(f, cf, dirs)
 	if err != nil {
 		return nil, err

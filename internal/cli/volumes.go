@@ -8,7 +8,6 @@ import (
 	"sort"
 	"strings"
 
-	securejoin "github.com/cyphar/filepath-securejoin"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/kiln-project/kiln/internal/container"
@@ -118,25 +117,8 @@ func attachVolume(vs *volume.Volumes, name string, anonymous bool, dest string, 
 	if err != nil {
 		return runspec.Bind{}, err
 	}
-	if src := imageDir(layers, dest); src != "" {
-		if err := vol.Populate(src); err != nil {
-			return runspec.Bind{}, err
-		}
+	if err := vol.PopulateFromLayers(layers, dest); err != nil {
+		return runspec.Bind{}, err
 	}
 	return runspec.Bind{Source: vol.Dir, Destination: dest, ReadOnly: ro}, nil
-}
-
-// imageDir finds the image's directory at dest in its layers (top first), resolving symlinks
-// inside each layer only; "" when the image has nothing there.
-func imageDir(layers []string, dest string) string {
-	for _, l := range layers {
-		p, err := securejoin.SecureJoin(l, dest)
-		if err != nil {
-			continue
-		}
-		if fi, err := os.Stat(p); err == nil && fi.IsDir() {
-			return p
-		}
-	}
-	return ""
 }
