@@ -5,9 +5,11 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/spf13/cobra"
 
+	"github.com/kiln-project/kiln/internal/container"
 	"github.com/kiln-project/kiln/internal/store"
 )
 
@@ -35,9 +37,11 @@ type layerInfo struct {
 
 func newInspect(e *env) *cobra.Command {
 	return &cobra.Command{
-		Use:   "inspect IMAGE...",
-		Short: "Show an image's digest, config, layers and sizes as JSON",
-		Long:  "IMAGE is name[:tag], sha256:DIGEST or a unique digest prefix. Prints a JSON array, one object per IMAGE.",
+		Use:   "inspect CONTAINER|IMAGE...",
+		Short: "Show a container's state and spec, or an image's digest, config, layers and sizes, as JSON",
+		Long: `A container is named by its name or (a prefix of) its ID; an image by name[:tag], sha256:DIGEST or
+a unique digest prefix. Containers are looked up first, as Docker does. Prints a JSON array, one
+object per argument.`,
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			st, err := e.store()
@@ -48,8 +52,12 @@ func newInspect(e *env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			out := make([]*imageInfo, 0, len(args))
+			out := make([]any, 0, len(args))
 			for _, ref := range args {
+				if c, err := containerInfo(e, ref); err == nil {
+					out = append(out, c)
+					continue
+				}
 				d, err := st.Resolve(ref)
 				if err != nil {
 					return err
@@ -108,4 +116,24 @@ func tagsOf(tagged []store.Tagged, d v1.Hash) []string {
 		}
 	}
 	return tags
+}
+
+// containerView is what `kiln inspect` prints for a container: its recorded state and the
+// runtime spec it runs with.
+type containerView struct {
+	*container.State
+	Spec *specs.Spec `json:"Spec,omitempty"`
+}
+
+func containerInfo(e *env, ref string) (*containerView, error) {
+	rec, err := getContainer(e, ref)
+	if err != nil {
+		return nil, err
+	}
+	s, err := rec.State()
+	if err != nil {
+		return nil, err
+	}
+	spec, _ := readSpec(rec.Dir())
+	return &containerView{State: s, Spec: spec}, nil
 }

@@ -176,6 +176,14 @@ func TestRunDetachedLifecycle(t *testing.T) {
 	if r := kilnIn(t, root, "rm", "bg"); r.code == 0 {
 		t.Errorf("rm of a running container succeeded")
 	}
+	var info []struct {
+		Name, Status string
+		Spec         struct{ Hostname string }
+	}
+	if err := jsonUnmarshal(mustKiln(t, root, "inspect", "bg").stdout, &info); err != nil || len(info) != 1 ||
+		info[0].Status != "running" || info[0].Spec.Hostname != id[:12] {
+		t.Errorf("inspect bg: %v %+v", err, info)
+	}
 	mustKiln(t, root, "stop", "-t", "1", "bg")
 	if w := strings.TrimSpace(mustKiln(t, root, "wait", "bg").stdout); w != "137" {
 		t.Errorf("wait after stop of sleep (ignores TERM as PID 1): %q, want 137", w)
