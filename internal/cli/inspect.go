@@ -5,8 +5,8 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/spf13/cobra"
 
 	"github.com/kiln-project/kiln/internal/container"
@@ -42,7 +42,7 @@ func newInspect(e *env) *cobra.Command {
 		Long: `A container is named by its name or (a prefix of) its ID; an image by name[:tag], sha256:DIGEST or
 a unique digest prefix. Containers are looked up first, as Docker does. Prints a JSON array, one
 object per argument.`,
-		Args:  cobra.MinimumNArgs(1),
+		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			st, err := e.store()
 			if err != nil {
