@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"syscall"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -96,7 +98,7 @@ func execIn(cmd *cobra.Command, e *env, f *execFlags, ref string, args []string)
 func execProcess(spec *specs.Spec, pid int, f *execFlags, args []string) (*specs.Process, error) {
 	p := *spec.Process
 	p.Args, p.Terminal = args, f.tty
-	p.Env = append(append([]string{}, p.Env...), f.env...)
+	p.Env = setEnv(p.Env, f.env)
 	if f.workdir != "" {
 		p.Cwd = f.workdir
 	}
@@ -121,4 +123,19 @@ func readSpec(dir string) (*specs.Spec, error) {
 		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, specFile), err)
 	}
 	return &s, nil
+}
+
+// setEnv returns env with each NAME=VALUE of set replacing an earlier value of NAME, as Docker does.
+func setEnv(env, set []string) []string {
+	out := append([]string{}, env...)
+	for _, kv := range set {
+		name, _, _ := strings.Cut(kv, "=")
+		i := slices.IndexFunc(out, func(old string) bool { return strings.HasPrefix(old, name+"=") })
+		if i >= 0 {
+			out[i] = kv
+		} else {
+			out = append(out, kv)
+		}
+	}
+	return out
 }

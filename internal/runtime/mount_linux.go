@@ -331,3 +331,18 @@ func readonlyRoot(ro bool) error {
 }
 
 func openInRoot(root, p string) (*os.File, error) { return pathrs.OpenInRoot(root, p) }
+
+// setSysctls writes the spec's sysctls under the container's /proc/sys, before it is made
+// read-only. Only namespaced ones (net.*, kernel.shm*, ...) are meaningful there.
+func setSysctls(sysctls map[string]string) error {
+	for k, v := range sysctls {
+		if strings.Contains(k, "..") || strings.Contains(k, "/") {
+			return fmt.Errorf("sysctl %q: bad name", k)
+		}
+		p := "/proc/sys/" + strings.ReplaceAll(k, ".", "/")
+		if err := os.WriteFile(p, []byte(v), 0); err != nil {
+			return fmt.Errorf("sysctl %s=%s: %w", k, v, err)
+		}
+	}
+	return nil
+}

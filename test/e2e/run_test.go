@@ -19,7 +19,7 @@ func busyboxImage(t *testing.T, root string) {
 	bb, _ := exec.LookPath("busybox")
 	dir := t.TempDir()
 	var links strings.Builder
-	for _, a := range []string{"sh", "sleep", "id", "cat", "ls", "ps", "echo", "mknod", "mount", "hostname", "touch", "stat", "grep", "head", "wc", "readlink", "kill", "true"} {
+	for _, a := range []string{"sh", "sleep", "id", "cat", "ls", "ps", "echo", "mknod", "mount", "hostname", "touch", "stat", "grep", "head", "wc", "readlink", "kill", "true", "env"} {
 		links.WriteString("    - {path: /usr/bin/" + a + ", target: busybox}\n")
 	}
 	writeFile(t, filepath.Join(dir, "kiln.yaml"), `name: busybox
@@ -90,6 +90,10 @@ func TestRunProcessOptions(t *testing.T) {
 	}
 	if r := mustKiln(t, root, "run", "--rm", "busybox", "grep", "NoNewPrivs", "/proc/self/status"); !strings.Contains(r.stdout, "1") {
 		t.Errorf("no_new_privs not set: %s", r.stdout)
+	}
+	// Docker's sysctls for a private network namespace: unprivileged ping and low ports.
+	if r := mustKiln(t, root, "run", "--rm", "busybox", "cat", "/proc/sys/net/ipv4/ip_unprivileged_port_start"); r.stdout != "0\n" {
+		t.Errorf("ip_unprivileged_port_start = %q, want 0", r.stdout)
 	}
 	if r := mustKiln(t, root, "run", "--rm", "busybox", "grep", "Seccomp:", "/proc/self/status"); !strings.Contains(r.stdout, "2") {
 		t.Errorf("seccomp filter not on: %s", r.stdout)
@@ -169,6 +173,9 @@ func TestRunDetachedLifecycle(t *testing.T) {
 	}
 	if r := mustKiln(t, root, "exec", "bg", "sh", "-c", "echo $$; ps | wc -l"); !strings.HasPrefix(r.stdout, "") {
 		t.Errorf("exec: %q", r.stdout)
+	}
+	if r := mustKiln(t, root, "exec", "-e", "FROM_IMAGE=exec", "bg", "sh", "-c", "env | grep -c FROM_IMAGE; echo $FROM_IMAGE"); r.stdout != "1\nexec\n" {
+		t.Errorf("exec -e replaces the image's value: %q", r.stdout)
 	}
 	if r := kilnIn(t, root, "exec", "bg", "sh", "-c", "exit 3"); r.code != 3 {
 		t.Errorf("exec exit status %d, want 3", r.code)
