@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"sync"
@@ -45,6 +46,9 @@ func TestHelperProcess(t *testing.T) {
 		tx.Tag("killed", h)
 		os.WriteFile(filepath.Join(root, "ready"), nil, 0o644)
 		time.Sleep(helperTimeout)
+		// Keep tx reachable: otherwise its lock file can be finalized (closing the fd drops
+		// the flock) and another process would rightly take the staging dir for stale.
+		runtime.KeepAlive(tx)
 		t.Fatal("not killed")
 	default:
 		n, _ := strconv.Atoi(mode[len("write "):])
