@@ -17,6 +17,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/kiln-project/kiln/internal/atomicfile"
 	"github.com/kiln-project/kiln/internal/layer"
 )
 
@@ -136,15 +137,5 @@ func saveCache(dir, key string, w layer.Written) {
 	if os.MkdirAll(dir, 0o700) != nil {
 		return
 	}
-	f, err := os.CreateTemp(dir, ".tmp-")
-	if err != nil {
-		return
-	}
-	_, err = f.Write(b)
-	if cerr := f.Close(); err == nil && cerr == nil {
-		if os.Rename(f.Name(), filepath.Join(dir, key)) == nil {
-			return
-		}
-	}
-	os.Remove(f.Name())
+	atomicfile.Write(filepath.Join(dir, key), b, 0o600, atomicfile.NoSync, "")
 }

@@ -7,6 +7,8 @@ import (
 	"math/rand/v2"
 	"os"
 	"strings"
+
+	"github.com/kiln-project/kiln/internal/atomicfile"
 )
 
 // maxName keeps a name a valid file name under names/.
@@ -56,21 +58,8 @@ func (cs *Containers) nameFree(name string) error {
 // writeName records id as name's owner. The file is written aside and renamed so that readers,
 // who do not take names.lock, never see it half written. Call with names.lock held.
 func (cs *Containers) writeName(name, id string) error {
-	f, err := os.CreateTemp(cs.path("names"), ".tmp-") // a leading "." is never a valid name
-	if err != nil {
-		return err
-	}
-	_, err = f.WriteString(id + "\n")
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), cs.path("names", name))
-	}
-	if err != nil {
-		os.Remove(f.Name())
-	}
-	return err
+	// The temporary name starts with ".", which is never a valid container name.
+	return atomicfile.Write(cs.path("names", name), []byte(id+"\n"), 0o600, atomicfile.NoSync, "")
 }
 
 // freeNames removes the name files that point at id: name's, or, when the state could not be

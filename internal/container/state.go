@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/kiln-project/kiln/internal/atomicfile"
 )
 
 // Status is where a container is in its life.
@@ -169,22 +171,5 @@ func writeState(dir string, st *State) error {
 	if err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(dir, ".state.json-")
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(append(b, '\n'))
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), filepath.Join(dir, "state.json"))
-	}
-	if err != nil {
-		os.Remove(f.Name())
-	}
-	return err
+	return atomicfile.Write(filepath.Join(dir, "state.json"), append(b, '\n'), 0o600, atomicfile.SyncFile, "")
 }

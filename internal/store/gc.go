@@ -15,6 +15,8 @@ import (
 	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/kiln-project/kiln/internal/atomicfile"
 )
 
 // GCReport says what GC removed.
@@ -143,7 +145,7 @@ func (s *Store) sweep(ctx context.Context, live map[v1.Hash]bool) (GCReport, err
 	}
 	slices.SortFunc(rep.Removed, func(a, b v1.Hash) int { return strings.Compare(a.Hex, b.Hex) })
 	if len(rep.Removed) > 0 {
-		return rep, syncDir(s.blobsDir())
+		return rep, atomicfile.SyncDir(s.blobsDir())
 	}
 	return rep, nil
 }

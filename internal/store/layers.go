@@ -17,6 +17,7 @@ import (
 	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/kiln-project/kiln/internal/atomicfile"
 	"github.com/kiln-project/kiln/internal/layer"
 )
 
@@ -245,7 +246,7 @@ func (s *Store) unpackLayer(ctx context.Context, l v1.Layer, diffID v1.Hash, ext
 		os.RemoveAll(partial)
 		return fmt.Errorf("layer %s: %w", diffID, err)
 	}
-	if err := syncDir(dir); err != nil {
+	if err := atomicfile.SyncDir(dir); err != nil {
 		return fmt.Errorf("layer %s: %w", diffID, err)
 	}
 	if extracted != nil {
@@ -400,7 +401,7 @@ func (s *Store) sweepLayers(ctx context.Context, live map[v1.Hash]bool, rep *GCR
 	}
 	slices.SortFunc(rep.RemovedLayers, func(a, b v1.Hash) int { return strings.Compare(a.Hex, b.Hex) })
 	if len(rep.RemovedLayers) > 0 {
-		return syncDir(s.layersDir())
+		return atomicfile.SyncDir(s.layersDir())
 	}
 	return nil
 }
@@ -417,7 +418,7 @@ func removeLayer(dir string) (int64, error) {
 	if err := os.Rename(rootfs, partial); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return 0, err
 	}
-	if err := syncDir(dir); err != nil {
+	if err := atomicfile.SyncDir(dir); err != nil {
 		return 0, err
 	}
 	return freed, os.RemoveAll(dir)

@@ -66,6 +66,8 @@ import (
 	"path/filepath"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/kiln-project/kiln/internal/atomicfile"
 )
 
 // Sentinel errors, checked with errors.Is; the errors that wrap them name the
@@ -194,46 +196,10 @@ func (s *Store) checkLayout() error {
 	return nil
 }
 
-// writeAtomic replaces store/name with data: write tmp/name.new, fsync,
-// rename, fsync the store dir. Callers hold index.lock, which also guards the
-// temporary file.
+// writeAtomic replaces store/name with data, durably, staging it in tmp/ so store/ never holds a
+// half-written file. Callers hold index.lock.
 func (s *Store) writeAtomic(name string, data []byte) error {
-	tmp := filepath.Join(s.tmpDir(), name+".new")
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Chmod(0o644); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, s.path(name)); err != nil {
-		return err
-	}
-	return syncDir(s.dir)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return &os.PathError{Op: "fsync", Path: dir, Err: err}
-	}
-	return nil
+	return atomicfile.Write(s.path(name), data, 0o644, atomicfile.SyncAll, s.tmpDir())
 }
 
 // validHex reports whether s is a lowercase sha256 hex digest, so that it can

@@ -16,6 +16,8 @@ import (
 	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/kiln-project/kiln/internal/atomicfile"
 )
 
 // Tx stages blobs and tags; Commit publishes them, Abort drops them. While it
@@ -331,7 +333,7 @@ func (tx *Tx) publishBlobs() error {
 		renamed = true
 	}
 	if renamed {
-		return syncDir(tx.s.blobsDir())
+		return atomicfile.SyncDir(tx.s.blobsDir())
 	}
 	return nil
 }

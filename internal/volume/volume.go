@@ -41,6 +41,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/kiln-project/kiln/internal/atomicfile"
 )
 
 // Sentinel errors, checked with errors.Is; the errors wrapping them name the
@@ -191,7 +193,7 @@ func (v *Volumes) create(rec record) error {
 	if err := os.Rename(tmp, filepath.Join(v.dir, rec.Name)); err != nil {
 		return err
 	}
-	return syncDir(v.dir)
+	return atomicfile.SyncDir(v.dir)
 }
 
 // Get returns the volume called name, or an error wrapping ErrNotFound.
@@ -290,7 +292,7 @@ func (v *Volumes) detach(name string, inUse func(string) bool) (string, *os.File
 	trash := filepath.Join(v.dir, rmPrefix+randomHex(8))
 	err = os.Rename(dir, trash)
 	if err == nil {
-		err = syncDir(v.dir)
+		err = atomicfile.SyncDir(v.dir)
 	}
 	if err != nil {
 		dl.Close()
@@ -331,45 +333,13 @@ func readRecord(dir string) (record, error) {
 	return rec, nil
 }
 
-// writeRecord replaces dir/volume.json atomically: write, fsync, rename,
-// fsync dir.
+// writeRecord replaces dir/volume.json atomically and durably.
 func writeRecord(dir string, rec record) error {
 	b, err := json.MarshalIndent(rec, "", "  ")
 	if err != nil {
 		return err
 	}
-	tmp := filepath.Join(dir, recordFile+".new")
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(append(b, '\n'))
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, filepath.Join(dir, recordFile))
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return syncDir(dir)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return &os.PathError{Op: "fsync", Path: dir, Err: err}
-	}
-	return nil
+	return atomicfile.Write(filepath.Join(dir, recordFile), append(b, '\n'), 0o644, atomicfile.SyncAll, "")
 }
 
 func randomHex(n int) string {
