@@ -24,6 +24,7 @@
 package container
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -34,6 +35,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/kiln-project/kiln/internal/flock"
 )
 
 var (
@@ -124,7 +127,7 @@ func (cs *Containers) Create(st *State) (*Container, error) {
 	if rec.Status == "" {
 		rec.Status = StatusCreated
 	}
-	tmp, err := lockFile(cs.path("tmp.lock"), shared, true)
+	tmp, err := flock.Open(context.Background(), cs.path("tmp.lock"), flock.Shared, true)
 	if err != nil {
 		return nil, fmt.Errorf("create container: %w", err)
 	}
@@ -172,7 +175,7 @@ func makeDirs(dir string) error {
 // a name file never exists without its container's directory, except after a crash (a stale
 // name, which the next claim takes over).
 func (cs *Containers) publish(stage string, rec *State) error {
-	names, err := lockFile(cs.path("names.lock"), exclusive, true)
+	names, err := flock.Open(context.Background(), cs.path("names.lock"), flock.Exclusive, true)
 	if err != nil {
 		return err
 	}

@@ -1,11 +1,14 @@
 package container
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/kiln-project/kiln/internal/flock"
 )
 
 // Remove deletes the container's directory and frees its name. It refuses with ErrRunning while
@@ -33,7 +36,7 @@ func (c *Container) Remove() error {
 // lockForRemove takes the container's lock, making the lock file if it is what is broken:
 // removing is how the user recovers from a damaged record.
 func (c *Container) lockForRemove() (*os.File, error) {
-	lock, err := lockFile(filepath.Join(c.dir, "lock"), exclusive, true)
+	lock, err := flock.Open(context.Background(), filepath.Join(c.dir, "lock"), flock.Exclusive, true)
 	if err == nil && !c.cs.exists(c.id) { // removed while we waited for the lock
 		lock.Close()
 		err = fs.ErrNotExist
@@ -72,11 +75,11 @@ type trashDir struct {
 // unpublish moves the container's directory into tmp/ and frees its name, under names.lock:
 // the reverse of publish.
 func (cs *Containers) unpublish(id, name string) (trashDir, error) {
-	tmp, err := lockFile(cs.path("tmp.lock"), shared, true)
+	tmp, err := flock.Open(context.Background(), cs.path("tmp.lock"), flock.Shared, true)
 	if err != nil {
 		return trashDir{}, err
 	}
-	names, err := lockFile(cs.path("names.lock"), exclusive, true)
+	names, err := flock.Open(context.Background(), cs.path("names.lock"), flock.Exclusive, true)
 	if err != nil {
 		tmp.Close()
 		return trashDir{}, err
@@ -97,7 +100,7 @@ func (cs *Containers) unpublish(id, name string) (trashDir, error) {
 // process uses tmp/, and leaves what it cannot remove for the next time: it is housekeeping,
 // so its errors are not the caller's.
 func (cs *Containers) cleanup() {
-	lock, err := tryLockFile(cs.path("tmp.lock"))
+	lock, err := flock.TryOpen(cs.path("tmp.lock"), flock.Exclusive, true)
 	if err != nil || lock == nil {
 		return
 	}

@@ -1,6 +1,7 @@
 package container
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/kiln-project/kiln/internal/atomicfile"
+	"github.com/kiln-project/kiln/internal/flock"
 )
 
 // Status is where a container is in its life.
@@ -124,7 +126,7 @@ func (c *Container) Update(f func(*State) error) error {
 }
 
 func (c *Container) update(f func(*State) error) (*State, error) {
-	lock, err := lockFile(filepath.Join(c.dir, "lock"), exclusive, false)
+	lock, err := flock.Open(context.Background(), filepath.Join(c.dir, "lock"), flock.Exclusive, false)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("%w: %s", ErrNotFound, c.id)
 	}

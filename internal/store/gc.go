@@ -17,6 +17,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/kiln-project/kiln/internal/atomicfile"
+	"github.com/kiln-project/kiln/internal/flock"
 )
 
 // GCReport says what GC removed.
@@ -40,11 +41,11 @@ func (s *Store) GC(ctx context.Context, opts ...GCOption) (GCReport, error) {
 	for _, opt := range opts {
 		opt(&o)
 	}
-	gc, err := lockPath(ctx, s.path("gc.lock"), exclusive)
+	gc, err := flock.Open(ctx, s.path("gc.lock"), flock.Exclusive, true)
 	if err != nil {
 		return GCReport{}, fmt.Errorf("gc: %w", err)
 	}
-	defer unlock(gc)
+	defer flock.Unlock(gc)
 
 	live, err := s.mark()
 	if err != nil {
@@ -158,7 +159,7 @@ func (s *Store) removeStaleTemp() {
 		return
 	}
 	defer l.Close()
-	if ok, _ := tryLock(l, exclusive); !ok {
+	if ok, _ := flock.TryLock(l, flock.Exclusive); !ok {
 		return
 	}
 	entries, _ := os.ReadDir(s.tmpDir())
@@ -193,11 +194,11 @@ func (p Problem) String() string {
 // exists with the declared size. It holds gc.lock shared, so that gc does
 // not remove blobs under it. The error is for Check itself failing.
 func (s *Store) Check(ctx context.Context) ([]Problem, error) {
-	gc, err := lockPath(ctx, s.path("gc.lock"), shared)
+	gc, err := flock.Open(ctx, s.path("gc.lock"), flock.Shared, true)
 	if err != nil {
 		return nil, fmt.Errorf("check: %w", err)
 	}
-	defer unlock(gc)
+	defer flock.Unlock(gc)
 
 	problems, err := s.checkBlobs(ctx)
 	if err != nil {

@@ -11,6 +11,8 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/kiln-project/kiln/internal/flock"
 )
 
 // Tagged is one tag of the store and the manifest it points to.
@@ -36,11 +38,11 @@ func (s *Store) readIndex() (*v1.IndexManifest, error) {
 // updateIndex runs fn on index.json as it is under index.lock and writes the
 // result back atomically. Callers that add references also hold gc.lock.
 func (s *Store) updateIndex(fn func(idx *v1.IndexManifest) error) error {
-	l, err := lockPath(context.Background(), s.path("index.lock"), exclusive)
+	l, err := flock.Open(context.Background(), s.path("index.lock"), flock.Exclusive, true)
 	if err != nil {
 		return err
 	}
-	defer unlock(l)
+	defer flock.Unlock(l)
 	idx, err := s.readIndex()
 	if err != nil {
 		return err
@@ -209,11 +211,11 @@ func (s *Store) Tag(src, dst string) error {
 		return err
 	}
 	// gc.lock keeps gc from deleting src between resolving it and tagging.
-	gc, err := lockPath(context.Background(), s.path("gc.lock"), shared)
+	gc, err := flock.Open(context.Background(), s.path("gc.lock"), flock.Shared, true)
 	if err != nil {
 		return err
 	}
-	defer unlock(gc)
+	defer flock.Unlock(gc)
 	return s.updateIndex(func(idx *v1.IndexManifest) error {
 		d, _, err := s.resolveIn(idx, src)
 		if err != nil {

@@ -18,6 +18,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/kiln-project/kiln/internal/atomicfile"
+	"github.com/kiln-project/kiln/internal/flock"
 	"github.com/kiln-project/kiln/internal/layer"
 )
 
@@ -105,11 +106,11 @@ func (s *Store) unpack(ctx context.Context, img v1.Image, extracted func(v1.Hash
 		}
 	}
 
-	gc, err := lockPath(ctx, s.path("gc.lock"), shared)
+	gc, err := flock.Open(ctx, s.path("gc.lock"), flock.Shared, true)
 	if err != nil {
 		return nil, fmt.Errorf("unpack: %w", err)
 	}
-	defer unlock(gc)
+	defer flock.Unlock(gc)
 
 	missing := map[v1.Hash]bool{}
 	for i, dir := range dirs {
@@ -228,7 +229,7 @@ func (s *Store) unpackLayer(ctx context.Context, l v1.Layer, diffID v1.Hash, ext
 		return fmt.Errorf("layer %s: %w", diffID, err)
 	}
 	defer lk.Close()
-	if err := lockFile(ctx, lk, exclusive); err != nil {
+	if err := flock.Lock(ctx, lk, flock.Exclusive); err != nil {
 		return fmt.Errorf("layer %s: lock %s: %w", diffID, dir, err)
 	}
 	if ok, err := s.unpacked(diffID); ok || err != nil {

@@ -68,6 +68,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/kiln-project/kiln/internal/atomicfile"
+	"github.com/kiln-project/kiln/internal/flock"
 )
 
 // Sentinel errors, checked with errors.Is; the errors that wrap them name the
@@ -144,11 +145,11 @@ func (s *Store) initFiles() error {
 	if s.initialized() {
 		return nil
 	}
-	l, err := lockPath(context.Background(), s.path("index.lock"), exclusive)
+	l, err := flock.Open(context.Background(), s.path("index.lock"), flock.Exclusive, true)
 	if err != nil {
 		return err
 	}
-	defer unlock(l)
+	defer flock.Unlock(l)
 	if err := s.checkLayout(); errors.Is(err, os.ErrNotExist) {
 		if err := s.writeAtomic("oci-layout", []byte(layoutFile+"\n")); err != nil {
 			return err

@@ -18,6 +18,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/kiln-project/kiln/internal/atomicfile"
+	"github.com/kiln-project/kiln/internal/flock"
 )
 
 // Tx stages blobs and tags; Commit publishes them, Abort drops them. While it
@@ -45,14 +46,14 @@ type Tx struct {
 // Begin starts a transaction. It waits for a running gc (until ctx is done),
 // and removes staging dirs left by killed processes.
 func (s *Store) Begin(ctx context.Context) (*Tx, error) {
-	gc, err := lockPath(ctx, s.path("gc.lock"), shared)
+	gc, err := flock.Open(ctx, s.path("gc.lock"), flock.Shared, true)
 	if err != nil {
 		return nil, fmt.Errorf("begin transaction: %w", err)
 	}
 	s.removeStaleTx()
 	dir, dirLock, err := s.makeTxDir()
 	if err != nil {
-		unlock(gc)
+		flock.Unlock(gc)
 		return nil, fmt.Errorf("begin transaction: %w", err)
 	}
 	return &Tx{
@@ -78,7 +79,7 @@ func (s *Store) makeTxDir() (string, *os.File, error) {
 		if err != nil {
 			continue
 		}
-		ok, err := tryLock(f, exclusive)
+		ok, err := flock.TryLock(f, flock.Exclusive)
 		if err != nil {
 			f.Close()
 			return "", nil, err
@@ -114,7 +115,7 @@ func (s *Store) removeStaleTx() {
 		if err != nil {
 			continue
 		}
-		if ok, _ := tryLock(f, exclusive); ok {
+		if ok, _ := flock.TryLock(f, flock.Exclusive); ok {
 			os.RemoveAll(dir)
 		}
 		f.Close()
@@ -350,8 +351,8 @@ func (tx *Tx) Abort() {
 	tx.mu.Unlock()
 	// Remove while still holding the dir's flock, so nobody else does.
 	os.RemoveAll(tx.dir)
-	unlock(tx.dirLock)
-	unlock(tx.gcLock)
+	flock.Unlock(tx.dirLock)
+	flock.Unlock(tx.gcLock)
 }
 
 // ctxReader fails reads once ctx is done, so that a cancelled command stops

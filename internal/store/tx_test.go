@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/kiln-project/kiln/internal/flock"
 )
 
 func TestOpenCreatesLayout(t *testing.T) {
@@ -214,11 +216,11 @@ func TestBeginRemovesStaleTx(t *testing.T) {
 
 func TestBeginHonoursContext(t *testing.T) {
 	s := newStore(t)
-	gc, err := lockPath(context.Background(), s.path("gc.lock"), exclusive)
+	gc, err := flock.Open(context.Background(), s.path("gc.lock"), flock.Exclusive, true)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer unlock(gc)
+	defer flock.Unlock(gc)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	if _, err := s.Begin(ctx); err == nil {

@@ -1,6 +1,7 @@
 package volume
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +13,8 @@ import (
 
 	securejoin "github.com/cyphar/filepath-securejoin"
 	"golang.org/x/sys/unix"
+
+	"github.com/kiln-project/kiln/internal/flock"
 )
 
 // Populate leaves ROOT/volumes/NAME:
@@ -82,7 +85,7 @@ func (v *Volume) populate(from string, open func() (*os.File, error)) error {
 
 func (v *Volume) populateLocked(open func() (*os.File, error)) error {
 	dir := filepath.Dir(v.Dir)
-	lk, err := lockDir(dir)
+	lk, err := flock.Open(context.Background(), dir, flock.Exclusive, false)
 	if err != nil {
 		return err
 	}

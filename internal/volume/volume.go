@@ -30,6 +30,7 @@
 package volume
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -43,6 +44,7 @@ import (
 	"time"
 
 	"github.com/kiln-project/kiln/internal/atomicfile"
+	"github.com/kiln-project/kiln/internal/flock"
 )
 
 // Sentinel errors, checked with errors.Is; the errors wrapping them name the
@@ -146,7 +148,7 @@ func (v *Volumes) Create(name string, anonymous bool, opts ...CreateOption) (*Vo
 			return nil, fmt.Errorf("create volume: %w", err)
 		}
 	}
-	lk, err := lockFile(filepath.Join(v.dir, lockName))
+	lk, err := flock.Open(context.Background(), filepath.Join(v.dir, lockName), flock.Exclusive, true)
 	if err != nil {
 		return nil, fmt.Errorf("create volume %s: %w", name, err)
 	}
@@ -272,7 +274,7 @@ func (v *Volumes) Remove(name string, inUse func(name string) bool) error {
 // detach renames volume name to a .rm- dir, under the volumes lock and
 // with the volume's own flock, which it returns held.
 func (v *Volumes) detach(name string, inUse func(string) bool) (string, *os.File, error) {
-	lk, err := lockFile(filepath.Join(v.dir, lockName))
+	lk, err := flock.Open(context.Background(), filepath.Join(v.dir, lockName), flock.Exclusive, true)
 	if err != nil {
 		return "", nil, err
 	}
@@ -285,7 +287,7 @@ func (v *Volumes) detach(name string, inUse func(string) bool) (string, *os.File
 	if inUse != nil && inUse(name) {
 		return "", nil, ErrInUse
 	}
-	dl, err := lockDir(dir) // waits for a Populate
+	dl, err := flock.Open(context.Background(), dir, flock.Exclusive, false) // waits for a Populate
 	if err != nil {
 		return "", nil, err
 	}
@@ -314,7 +316,7 @@ func (v *Volumes) removeStale() {
 			continue
 		}
 		p := filepath.Join(v.dir, e.Name())
-		if f, ok := tryLockDir(p); ok {
+		if f, _ := flock.TryOpen(p, flock.Exclusive, false); f != nil {
 			os.RemoveAll(p)
 			f.Close()
 		}
