@@ -205,15 +205,15 @@ var tmpfsFlags = map[string]string{
 	"unbindable": "propagation", "runbindable": "propagation",
 }
 
-// tmpfsData are the tmpfs options with a value, and what the value must look like.
-var tmpfsData = map[string]*regexp.Regexp{
-	"size":      regexp.MustCompile(`^[0-9]+[kKmMgGtTpPeE%]?$`),
-	"nr_blocks": regexp.MustCompile(`^[0-9]+[kKmMgGtTpPeE%]?$`),
-	"nr_inodes": regexp.MustCompile(`^[0-9]+[kKmMgGtTpPeE%]?$`),
-	"mode":      regexp.MustCompile(`^[0-7]{1,4}$`),
-	"uid":       regexp.MustCompile(`^[0-9]+$`),
-	"gid":       regexp.MustCompile(`^[0-9]+$`),
-	"mpol":      regexp.MustCompile(`^[a-z]+(=[0-9,\-:]+)?$`),
+// tmpfsData are the tmpfs options with a value, and the pattern the value must match.
+var tmpfsData = map[string]string{
+	"size":      `^[0-9]+[kKmMgGtTpPeE%]?$`,
+	"nr_blocks": `^[0-9]+[kKmMgGtTpPeE%]?$`,
+	"nr_inodes": `^[0-9]+[kKmMgGtTpPeE%]?$`,
+	"mode":      `^[0-7]{1,4}$`,
+	"uid":       `^[0-9]+$`,
+	"gid":       `^[0-9]+$`,
+	"mpol":      `^[a-z]+(=[0-9,\-:]+)?$`,
 }
 
 // mergeTmpfsOptions keeps the last option of each kind, in the order of the
@@ -230,11 +230,12 @@ func mergeTmpfsOptions(opts []string) ([]string, error) {
 		key, ok := tmpfsFlags[o]
 		if !ok {
 			name, value, hasValue := strings.Cut(o, "=")
-			re := tmpfsData[name]
-			if !hasValue || re == nil {
+			pattern, known := tmpfsData[name]
+			if !hasValue || !known {
 				return nil, fmt.Errorf("invalid tmpfs option %q", o)
 			}
-			if !re.MatchString(value) {
+			// Compiled only when a --tmpfs option has a value: rare, and off the start path.
+			if !regexp.MustCompile(pattern).MatchString(value) {
 				return nil, fmt.Errorf("invalid value in tmpfs option %q", o)
 			}
 			key = "=" + name

@@ -5,6 +5,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -39,8 +40,10 @@ func parseCaps(names []string) (capSet, error) {
 	return s, nil
 }
 
-// lastCap is the highest capability the running kernel knows.
-func lastCap() uint {
+// lastCap is the highest capability the running kernel knows; read once.
+var lastCap = sync.OnceValue(readLastCap)
+
+func readLastCap() uint {
 	b, err := os.ReadFile("/proc/sys/kernel/cap_last_cap")
 	if err != nil {
 		return 40

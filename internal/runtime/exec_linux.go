@@ -57,12 +57,14 @@ func Exec(ctx context.Context, cfg ExecConfig) (*Container, error) {
 		return nil, &Error{Code: 125, Err: err}
 	}
 	c := &Container{cmd: cmd}
-	if err := joinCgroups(cfg.Pid, cmd.Process.Pid); err != nil {
-		c.abort(ours)
-		return nil, &Error{Code: 125, Err: err}
-	}
 	spec := &specs.Spec{Process: cfg.Process, Linux: &specs.Linux{Seccomp: cfg.Seccomp}}
-	console, err := handshake(ctx, ours, &initConfig{Mode: modeExec, Spec: spec})
+	msg, err := newInitConfig(modeExec, spec, nil)
+	if err != nil {
+		c.abort(ours)
+		return nil, err
+	}
+	join := func() error { return joinCgroups(cfg.Pid, cmd.Process.Pid) }
+	console, err := handshake(ctx, ours, msg, join)
 	ours.Close()
 	if err != nil {
 		c.cmd.Wait()
@@ -177,12 +179,12 @@ func cgroupDir(line string) string {
 
 // initExec runs in the child Exec started: it is already in the container; it only needs the
 // console and the process's identity and filters.
-func initExec(sock *os.File, cfg *initConfig) error {
+func initExec(g *gate, cfg *initConfig) error {
 	if cfg.Spec == nil || cfg.Spec.Process == nil || len(cfg.Spec.Process.Args) == 0 {
 		return errorf(125, "exec: no process")
 	}
-	if err := openConsole(sock, "/", cfg.Spec.Process.Terminal); err != nil {
+	if err := openConsole(g.sock, "/", cfg.Spec.Process.Terminal); err != nil {
 		return wrapStep("set up console", err)
 	}
-	return startWorkload(sock, cfg.Spec)
+	return startWorkload(g, cfg.Spec, cfg.Seccomp)
 }

@@ -4,11 +4,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"runtime"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"github.com/kiln-project/kiln/internal/seccomp"
 )
 
 // initArg0 marks a kiln process as a container's init.
@@ -22,8 +25,27 @@ const (
 // initConfig is what the parent sends the init over its socket.
 type initConfig struct {
 	Mode   string
-	Spec   *specs.Spec
+	Spec   *specs.Spec  // without Linux.Seccomp: the filter comes compiled
 	RootFS *specs.Mount `json:",omitempty"`
+	// Seccomp is the filter, compiled by the parent: a few KiB to pass instead of the profile's
+	// tens, and no compiling on the container's start path.
+	Seccomp []unix.SockFilter `json:",omitempty"`
+}
+
+// newInitConfig compiles spec's seccomp profile and leaves it out of the spec it sends.
+func newInitConfig(mode string, spec *specs.Spec, rootfs *specs.Mount) (*initConfig, error) {
+	cfg := &initConfig{Mode: mode, Spec: spec, RootFS: rootfs}
+	if spec.Linux == nil || spec.Linux.Seccomp == nil {
+		return cfg, nil
+	}
+	prog, err := seccomp.Compile(spec.Linux.Seccomp)
+	if err != nil {
+		return nil, errorf(125, "seccomp profile: %v", err)
+	}
+	s, l := *spec, *spec.Linux
+	l.Seccomp, s.Linux = nil, &l
+	cfg.Spec, cfg.Seccomp = &s, prog
+	return cfg, nil
 }
 
 // initError is what the init sends back when it cannot run the workload.
@@ -34,6 +56,9 @@ type initError struct {
 
 // consoleByte precedes the init's messages when it passes the console's master.
 const consoleByte = 'C'
+
+// goByte follows the config once the parent has put the init in its cgroups: the init may exec.
+const goByte = 'G'
 
 // The init's file descriptors.
 const (
@@ -63,15 +88,17 @@ func runInit(sock *os.File) error {
 		return errorf(125, "prctl dumpable: %v", err)
 	}
 	var cfg initConfig
-	if err := json.NewDecoder(sock).Decode(&cfg); err != nil {
+	dec := json.NewDecoder(sock)
+	if err := dec.Decode(&cfg); err != nil {
 		return errorf(125, "read config: %v", err)
 	}
+	g := &gate{r: io.MultiReader(dec.Buffered(), sock), sock: sock}
 	unix.Umask(0)
 	switch cfg.Mode {
 	case modeRun:
-		return initContainer(sock, &cfg)
+		return initContainer(g, &cfg)
 	case modeExec:
-		return initExec(sock, &cfg)
+		return initExec(g, &cfg)
 	}
 	return errorf(125, "unknown init mode %q", cfg.Mode)
 }
@@ -88,7 +115,8 @@ func reportError(sock *os.File, err error) {
 }
 
 // initContainer sets up a new container, step by step, then runs the workload.
-func initContainer(sock *os.File, cfg *initConfig) error {
+func initContainer(g *gate, cfg *initConfig) error {
+	sock := g.sock
 	s := cfg.Spec
 	root := s.Root.Path
 	steps := []struct {
@@ -114,7 +142,7 @@ func initContainer(sock *os.File, cfg *initConfig) error {
 			return wrapStep(st.name, err)
 		}
 	}
-	return startWorkload(sock, s)
+	return startWorkload(g, s, cfg.Seccomp)
 }
 
 func wrapStep(name string, err error) error {
@@ -123,4 +151,27 @@ func wrapStep(name string, err error) error {
 		return err
 	}
 	return &Error{Code: 125, Err: fmt.Errorf("%s: %w", name, err)}
+}
+
+// gate is the rest of the parent's stream after the config, and the socket to answer on.
+type gate struct {
+	r    io.Reader
+	sock *os.File
+}
+
+// wait blocks until the parent says the init is in its cgroups.
+func (g *gate) wait() error {
+	b := make([]byte, 1)
+	for {
+		if _, err := io.ReadFull(g.r, b); err != nil {
+			return errorf(125, "wait for the runtime: %v", err)
+		}
+		switch b[0] {
+		case goByte:
+			return nil
+		case '\n', ' ':
+			continue // the end of the config's JSON
+		}
+		return errorf(125, "wait for the runtime: unexpected %q", b[0])
+	}
 }

@@ -7,7 +7,6 @@ import (
 	"path"
 	"strings"
 
-	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
@@ -159,7 +158,7 @@ func lockedFlags(t string) uintptr {
 
 // withTarget opens dest inside root (after any mount on it) and calls f with a path to it.
 func withTarget(root, dest string, f func(string) error) error {
-	h, err := pathrs.OpenInRoot(root, dest)
+	h, err := openInRoot(root, dest)
 	if err != nil {
 		return err
 	}
@@ -193,16 +192,7 @@ func makeTarget(root string, m specs.Mount, bind bool) (*os.File, error) {
 	if err == nil {
 		unix.Close(fd)
 	}
-	return pathrs.OpenatInRoot(parent, name)
-}
-
-func mkdirHandle(root, dir string) (*os.File, error) {
-	r, err := os.Open(root)
-	if err != nil {
-		return nil, err
-	}
-	defer r.Close()
-	return pathrs.MkdirAllHandle(r, dir, 0o755)
+	return openInRoot(root, m.Destination)
 }
 
 func mkdirInRoot(root, dir string) error {
@@ -329,8 +319,6 @@ func readonlyRoot(ro bool) error {
 	}
 	return unix.Mount("", "/", "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY|lockedFlags("/"), "")
 }
-
-func openInRoot(root, p string) (*os.File, error) { return pathrs.OpenInRoot(root, p) }
 
 // setSysctls writes the spec's sysctls under the container's /proc/sys, before it is made
 // read-only. Only namespaced ones (net.*, kernel.shm*, ...) are meaningful there.

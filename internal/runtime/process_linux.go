@@ -17,12 +17,8 @@ import (
 // startWorkload applies the process's limits, identity and filters in the order that keeps each
 // step possible (the bounding set needs CAP_SETPCAP, the user change needs CAP_SETUID, seccomp
 // comes last so kiln's own syscalls are not filtered), then execs it.
-func startWorkload(sock *os.File, s *specs.Spec) error {
+func startWorkload(g *gate, s *specs.Spec, filter []unix.SockFilter) error {
 	p := s.Process
-	filter, err := compileSeccomp(s)
-	if err != nil {
-		return err
-	}
 	c, err := capsOf(p.Capabilities)
 	if err != nil {
 		return errorf(125, "capabilities: %v", err)
@@ -37,6 +33,10 @@ func startWorkload(sock *os.File, s *specs.Spec) error {
 	}
 	path, err := lookPath(p)
 	if err != nil {
+		return err
+	}
+	// Nothing of the workload's may run before the parent has put us in the container's cgroups.
+	if err := g.wait(); err != nil {
 		return err
 	}
 	// Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it while we still have it.
@@ -58,21 +58,10 @@ func startWorkload(sock *os.File, s *specs.Spec) error {
 	}
 	unix.Umask(umask(p))
 	if s.Annotations[InitAnnotation] == "true" {
-		return reap(sock, path, p)
+		return reap(g.sock, path, p)
 	}
 	err = unix.Exec(path, p.Args, p.Env)
 	return execError(p.Args[0], err)
-}
-
-func compileSeccomp(s *specs.Spec) ([]unix.SockFilter, error) {
-	if s.Linux.Seccomp == nil {
-		return nil, nil
-	}
-	prog, err := seccomp.Compile(s.Linux.Seccomp)
-	if err != nil {
-		return nil, errorf(125, "seccomp profile: %v", err)
-	}
-	return prog, nil
 }
 
 func loadSeccomp(filter []unix.SockFilter) error {

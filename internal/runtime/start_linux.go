@@ -34,7 +34,10 @@ func Start(ctx context.Context, cfg Config) (*Container, error) {
 	if err := validate(cfg.Spec); err != nil {
 		return nil, &Error{Code: 125, Err: err}
 	}
-	msg := initConfig{Mode: modeRun, Spec: cfg.Spec, RootFS: cfg.RootFS}
+	msg, err := newInitConfig(modeRun, cfg.Spec, cfg.RootFS)
+	if err != nil {
+		return nil, err
+	}
 	cg, err := newCgroup(cfg.ID, cfg.Spec)
 	if err != nil {
 		return nil, &Error{Code: 125, Err: err}
@@ -45,11 +48,10 @@ func Start(ctx context.Context, cfg Config) (*Container, error) {
 		return nil, &Error{Code: 125, Err: err}
 	}
 	c := &Container{cmd: cmd, cgroup: cg}
-	if err := cg.join(cmd.Process.Pid); err != nil {
-		c.abort(sock)
-		return nil, &Error{Code: 125, Err: err}
-	}
-	console, err := handshake(ctx, sock, &msg)
+	// Joining a v1 cgroup waits for an RCU grace period (milliseconds): do it while the init
+	// sets up mounts; the init waits for goByte before it execs the workload.
+	join := func() error { return cg.join(cmd.Process.Pid) }
+	console, err := handshake(ctx, sock, msg, join)
 	if err != nil {
 		c.abort(sock)
 		return nil, err
@@ -157,17 +159,22 @@ func cloneFlags(nss []specs.LinuxNamespace) (uintptr, error) {
 	return flags, nil
 }
 
-// handshake sends the init its config, then reads until the init execs the workload (EOF), or
-// reports an error. A console's master arrives on the way.
-func handshake(ctx context.Context, sock *os.File, msg *initConfig) (*os.File, error) {
+// handshake sends the init its config, runs ready while the init sets up, lets it go on, then
+// reads until the init execs the workload (EOF) or reports an error. A console's master arrives
+// on the way.
+func handshake(ctx context.Context, sock *os.File, msg *initConfig, ready func() error) (*os.File, error) {
 	stop := context.AfterFunc(ctx, func() { sock.Close() })
 	defer stop()
 	if err := json.NewEncoder(sock).Encode(msg); err != nil {
 		return nil, &Error{Code: 125, Err: fmt.Errorf("send config to container init: %w", err)}
 	}
-	if err := unix.Shutdown(int(sock.Fd()), unix.SHUT_WR); err != nil {
+	if err := ready(); err != nil {
 		return nil, &Error{Code: 125, Err: err}
 	}
+	// An init that failed during setup has closed its end: these writes fail, and what it said
+	// is read below.
+	sock.Write([]byte{goByte})
+	unix.Shutdown(int(sock.Fd()), unix.SHUT_WR)
 	data, fds, err := readAll(sock)
 	var console *os.File
 	if len(fds) > 0 {
@@ -199,6 +206,9 @@ func readAll(sock *os.File) ([]byte, []int, error) {
 		n, oobn, _, _, err := unix.Recvmsg(int(sock.Fd()), buf, oob, unix.MSG_CMSG_CLOEXEC)
 		if err == unix.EINTR {
 			continue
+		}
+		if err == unix.ECONNRESET { // the init exited without reading all we sent: it is done talking
+			return data, fds, nil
 		}
 		if err != nil {
 			return data, fds, err

@@ -2,7 +2,6 @@ package spec
 
 import (
 	"fmt"
-	"regexp"
 	"strconv"
 	"strings"
 
@@ -155,7 +154,7 @@ func (p *parser) gecos(n *yaml.Node, field string) string {
 	return s
 }
 
-var numericUser = regexp.MustCompile(`^([0-9]+)(?::([0-9]+))?$`)
+var numericUser = lazyRegexp(`^([0-9]+)(?::([0-9]+))?$`)
 
 // runAs reads a declared user's name or uid[:gid].
 func (p *parser) runAs(n *yaml.Node, field string, users []User) string {
@@ -163,7 +162,7 @@ func (p *parser) runAs(n *yaml.Node, field string, users []User) string {
 	if !ok {
 		return ""
 	}
-	if m := numericUser.FindStringSubmatch(s); m != nil {
+	if m := numericUser().FindStringSubmatch(s); m != nil {
 		for _, id := range m[1:] {
 			if v, err := strconv.ParseInt(id, 10, 64); id != "" && (err != nil || v > maxID) {
 				p.failf(n, field, "%s is out of range 0..%d", id, maxID)

@@ -2,7 +2,6 @@ package spec
 
 import (
 	"fmt"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -66,10 +65,10 @@ func (p *parser) command(m mapping, key string) []string {
 }
 
 // envName is a portable environment variable name (POSIX: what a shell can expand).
-var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+var envName = lazyRegexp(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
 func checkEnvName(s string) error {
-	if !envName.MatchString(s) {
+	if !envName().MatchString(s) {
 		return fmt.Errorf("%q is not a valid variable name ([A-Za-z_][A-Za-z0-9_]*)", s)
 	}
 	return nil

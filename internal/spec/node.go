@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"regexp"
 	"strconv"
 	"strings"
 	"unicode"
@@ -73,17 +72,17 @@ func printable(r rune) bool {
 	return false
 }
 
-var yamlLine = regexp.MustCompile(`(?s)^yaml: line (\d+): (.*)$`)
-var unknownAnchor = regexp.MustCompile(`^yaml: unknown anchor '(.*)' referenced$`)
+var yamlLine = lazyRegexp(`(?s)^yaml: line (\d+): (.*)$`)
+var unknownAnchor = lazyRegexp(`^yaml: unknown anchor '(.*)' referenced$`)
 
 // syntaxError turns a yaml.v3 error into an *Error that keeps yaml's line.
 func syntaxError(file string, data []byte, err error) error {
 	msg := err.Error()
-	if m := yamlLine.FindStringSubmatch(msg); m != nil {
+	if m := yamlLine().FindStringSubmatch(msg); m != nil {
 		line, _ := strconv.Atoi(m[1])
 		return &Error{File: file, Line: line, Err: errors.New(m[2])}
 	}
-	if m := unknownAnchor.FindStringSubmatch(msg); m != nil {
+	if m := unknownAnchor().FindStringSubmatch(msg); m != nil {
 		line := 1 + bytes.Count(data[:max(0, bytes.Index(data, []byte("*"+m[1])))], []byte("\n"))
 		return &Error{File: file, Line: line, Err: errors.New(strings.TrimPrefix(msg, "yaml: "))}
 	}

@@ -7,7 +7,6 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 
@@ -135,23 +134,23 @@ func (p *parser) mode(n *yaml.Node, field string) fs.FileMode {
 var (
 	// nameRE is a Docker repository name without a registry port: lower-case components
 	// separated by "/", each made of alphanumeric runs joined by ".", "_", "__" or dashes.
-	nameRE = regexp.MustCompile(`^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$`)
-	tagRE  = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
+	nameRE = lazyRegexp(`^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$`)
+	tagRE  = lazyRegexp(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
 	// digestRE is a full image digest; a short prefix could become ambiguous as the store grows.
-	digestRE = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
+	digestRE = lazyRegexp(`^sha256:[0-9a-f]{64}$`)
 )
 
 const maxNameLen = 255
 
 func checkName(s string) error {
-	if len(s) > maxNameLen || !nameRE.MatchString(s) {
+	if len(s) > maxNameLen || !nameRE().MatchString(s) {
 		return fmt.Errorf("%q is not a valid image name (lower-case letters, digits, and . _ - between them; / between components)", s)
 	}
 	return nil
 }
 
 func checkTag(s string) error {
-	if !tagRE.MatchString(s) {
+	if !tagRE().MatchString(s) {
 		return fmt.Errorf("%q is not a valid tag ([A-Za-z0-9_][A-Za-z0-9_.-]*, at most 128 characters)", s)
 	}
 	return nil
@@ -160,7 +159,7 @@ func checkTag(s string) error {
 // checkStoreRef checks "name", "name:tag" or "sha256:<64 hex>".
 func checkStoreRef(s string) error {
 	if strings.HasPrefix(s, "sha256:") {
-		if !digestRE.MatchString(s) {
+		if !digestRE().MatchString(s) {
 			return fmt.Errorf("%q is not a sha256 digest (sha256: and 64 lower-case hex digits)", s)
 		}
 		return nil
@@ -177,17 +176,17 @@ func checkStoreRef(s string) error {
 
 // accountRE is a user or group name that /etc/passwd and /etc/group can hold and
 // shadow-utils accepts.
-var accountRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.-]{0,30}\$?$`)
+var accountRE = lazyRegexp(`^[A-Za-z_][A-Za-z0-9_.-]{0,30}\$?$`)
 
 func checkAccountName(s string) error {
-	if !accountRE.MatchString(s) {
+	if !accountRE().MatchString(s) {
 		return fmt.Errorf("%q is not a valid account name ([A-Za-z_][A-Za-z0-9_.-]*, at most 32 characters)", s)
 	}
 	return nil
 }
 
 // zoneRE is an IANA time zone name: "UTC", "Europe/Paris", "Etc/GMT+5".
-var zoneRE = regexp.MustCompile(`^[A-Za-z0-9_+-]+(?:/[A-Za-z0-9_+-]+)*$`)
+var zoneRE = lazyRegexp(`^[A-Za-z0-9_+-]+(?:/[A-Za-z0-9_+-]+)*$`)
 
 func checkZone(s string) error {
 	switch {
@@ -195,7 +194,7 @@ func checkZone(s string) error {
 		return fmt.Errorf("%q is not a zone name: it must not be absolute", s)
 	case strings.Contains(s, ".."):
 		return fmt.Errorf("%q is not a zone name: it must not contain \"..\"", s)
-	case !zoneRE.MatchString(s):
+	case !zoneRE().MatchString(s):
 		return fmt.Errorf("%q is not a zone name such as Europe/Paris", s)
 	}
 	return nil

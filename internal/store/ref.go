@@ -2,7 +2,6 @@ package store
 
 import (
 	"fmt"
-	"regexp"
 	"strings"
 )
 
@@ -10,9 +9,9 @@ import (
 // slash-separated lowercase components, the first of which may be a
 // registry host with a port.
 var (
-	nameComponent = regexp.MustCompile(`^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$`)
-	hostPort      = regexp.MustCompile(`^[a-z0-9]+(?:[.-][a-z0-9]+)*:[0-9]+$`)
-	tagPattern    = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
+	nameComponent = lazyRegexp(`^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$`)
+	hostPort      = lazyRegexp(`^[a-z0-9]+(?:[.-][a-z0-9]+)*:[0-9]+$`)
+	tagPattern    = lazyRegexp(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
 )
 
 const maxNameLen = 255
@@ -24,7 +23,7 @@ func normalizeRef(ref string) (string, error) {
 	if err := checkName(name); err != nil {
 		return "", fmt.Errorf("invalid reference %q: %w", ref, err)
 	}
-	if !tagPattern.MatchString(tag) {
+	if !tagPattern().MatchString(tag) {
 		return "", fmt.Errorf("invalid reference %q: tag %q: want [A-Za-z0-9_][A-Za-z0-9_.-]{0,127}", ref, tag)
 	}
 	return name + ":" + tag, nil
@@ -48,7 +47,7 @@ func checkName(name string) error {
 	}
 	parts := strings.Split(name, "/")
 	for i, p := range parts {
-		if nameComponent.MatchString(p) || (i == 0 && len(parts) > 1 && hostPort.MatchString(p)) {
+		if nameComponent().MatchString(p) || (i == 0 && len(parts) > 1 && hostPort().MatchString(p)) {
 			continue
 		}
 		return fmt.Errorf("name component %q: want lowercase letters and digits separated by '.', '_', '__' or '-'", p)
