@@ -155,3 +155,17 @@ func rmdirRetry(d string) error {
 	}
 	return &os.PathError{Op: "remove cgroup", Path: d, Err: err}
 }
+
+// existingCgroup is the cgroup newCgroup made for container id with no cgroupsPath in its spec,
+// to remove it; directories that do not exist are left out.
+func existingCgroup(id string) *cgroup {
+	rel := "/kiln/" + id
+	cg := &cgroup{}
+	if d := filepath.Join(cgroupRoot, "devices", rel); isDir(d) {
+		cg.devices = d
+	}
+	if d := filepath.Join(cgroupRoot, rel); cgroup2Only() && isDir(d) {
+		cg.v2 = d
+	}
+	return cg
+}

@@ -56,7 +56,7 @@ func Exec(ctx context.Context, cfg ExecConfig) (*Container, error) {
 		ours.Close()
 		return nil, &Error{Code: 125, Err: err}
 	}
-	c := &Container{cmd: cmd}
+	c := &Container{proc: cmd.Process}
 	spec := &specs.Spec{Process: cfg.Process, Linux: &specs.Linux{Seccomp: cfg.Seccomp}}
 	msg, err := newInitConfig(modeExec, spec, nil)
 	if err != nil {
@@ -67,7 +67,7 @@ func Exec(ctx context.Context, cfg ExecConfig) (*Container, error) {
 	console, err := handshake(ctx, ours, msg, join)
 	ours.Close()
 	if err != nil {
-		c.cmd.Wait()
+		c.proc.Wait()
 		return nil, err
 	}
 	c.console = console

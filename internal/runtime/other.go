@@ -7,6 +7,8 @@ import (
 	"errors"
 	"os"
 	"syscall"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
 var errNotLinux = errors.New("containers need Linux")
@@ -14,9 +16,19 @@ var errNotLinux = errors.New("containers need Linux")
 // Container is a running container (Linux only).
 type Container struct{}
 
-func Start(context.Context, Config) (*Container, error) { return nil, errNotLinux }
-func (c *Container) Pid() int                           { return 0 }
-func (c *Container) Console() *os.File                  { return nil }
-func (c *Container) Wait() (Exit, error)                { return Exit{}, errNotLinux }
-func (c *Container) Signal(syscall.Signal) error        { return errNotLinux }
-func Init()                                             {}
+// ExecConfig describes a process to run in a running container (Linux only).
+type ExecConfig struct {
+	Pid     int
+	Process *specs.Process
+	Seccomp *specs.LinuxSeccomp
+	Stdio   Stdio
+}
+
+func Start(context.Context, Config) (*Container, error)    { return nil, errNotLinux }
+func Exec(context.Context, ExecConfig) (*Container, error) { return nil, errNotLinux }
+func Adopt(string, int) (*Container, error)                { return nil, errNotLinux }
+func (c *Container) Pid() int                              { return 0 }
+func (c *Container) Console() *os.File                     { return nil }
+func (c *Container) Wait() (Exit, error)                   { return Exit{}, errNotLinux }
+func (c *Container) Signal(syscall.Signal) error           { return errNotLinux }
+func Init()                                                {}

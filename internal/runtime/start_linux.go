@@ -19,7 +19,7 @@ import (
 // Container is a started container: its init has become (or, with InitAnnotation, started) the
 // workload.
 type Container struct {
-	cmd     *exec.Cmd
+	proc    *os.Process
 	console *os.File
 	cgroup  *cgroup
 
@@ -47,7 +47,7 @@ func Start(ctx context.Context, cfg Config) (*Container, error) {
 		cg.remove()
 		return nil, &Error{Code: 125, Err: err}
 	}
-	c := &Container{cmd: cmd, cgroup: cg}
+	c := &Container{proc: cmd.Process, cgroup: cg}
 	// Joining a v1 cgroup waits for an RCU grace period (milliseconds): do it while the init
 	// sets up mounts; the init waits for goByte before it execs the workload.
 	join := func() error { return cg.join(cmd.Process.Pid) }
@@ -239,30 +239,26 @@ func parseRights(oob []byte) []int {
 
 func (c *Container) abort(sock io.Closer) {
 	sock.Close()
-	c.cmd.Process.Kill()
+	c.proc.Kill()
 	c.Wait()
 }
 
 // Pid is the container process's pid on the host.
-func (c *Container) Pid() int { return c.cmd.Process.Pid }
+func (c *Container) Pid() int { return c.proc.Pid }
 
 // Console is the master side of the container's terminal, or nil without one.
 func (c *Container) Console() *os.File { return c.console }
 
 // Signal sends sig to the container's process.
 func (c *Container) Signal(sig syscall.Signal) error {
-	return c.cmd.Process.Signal(sig)
+	return c.proc.Signal(sig)
 }
 
 // Wait waits for the container's process to end and releases what the runtime holds for it.
 func (c *Container) Wait() (Exit, error) {
 	c.once.Do(func() {
-		err := c.cmd.Wait()
-		c.exit = exitOf(c.cmd.ProcessState)
-		var ee *exec.ExitError
-		if err != nil && !errors.As(err, &ee) {
-			c.err = err
-		}
+		ps, err := c.proc.Wait()
+		c.exit, c.err = exitOf(ps), err
 		if rerr := c.cgroup.remove(); c.err == nil {
 			c.err = rerr
 		}
@@ -279,4 +275,15 @@ func exitOf(ps *os.ProcessState) Exit {
 		return Exit{Code: 128 + int(ws.Signal()), Signal: ws.Signal()}
 	}
 	return Exit{Code: ws.ExitStatus()}
+}
+
+// Adopt takes over a container whose process is this process's child but was started by an
+// earlier program this process ran before an execve (the detached monitor sheds its start-up
+// memory that way). id names the container, to release its cgroup when it ends.
+func Adopt(id string, pid int) (*Container, error) {
+	p, err := os.FindProcess(pid)
+	if err != nil {
+		return nil, err
+	}
+	return &Container{proc: p, cgroup: existingCgroup(id)}, nil
 }

@@ -8,8 +8,12 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	goruntime "runtime"
 	"runtime/debug"
+	"strconv"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/kiln-project/kiln/internal/container"
 	"github.com/kiln-project/kiln/internal/runtime"
@@ -57,10 +61,13 @@ func detach(e *env, p *prepared) error {
 // Monitor runs a detached container's monitor when this process is one, and never returns then.
 // Call it first thing in main.
 func Monitor() {
-	if len(os.Args) != 3 || os.Args[0] != monitorArg0 {
-		return
+	switch {
+	case len(os.Args) == 3 && os.Args[0] == monitorArg0:
+		goruntime.LockOSThread() // the container's parent thread; see becomeWaiter
+		os.Exit(monitor(os.Args[1], os.Args[2], os.NewFile(3, "report")))
+	case len(os.Args) == 4 && os.Args[0] == waiterArg0:
+		os.Exit(waiter(os.Args[1], os.Args[2], os.Args[3]))
 	}
-	os.Exit(monitor(os.Args[1], os.Args[2], os.NewFile(3, "report")))
 }
 
 // monitor starts the container with its output going to the log, tells the starting kiln how
@@ -85,13 +92,72 @@ func monitor(root, id string, report *os.File) int {
 		return 1
 	}
 	tell(monitorReport{})
+	err = becomeWaiter(root, id, ctr, log)
+	// Only if the exec failed: wait here, with everything start-up left in memory.
 	if c := ctr.Console(); c != nil {
 		go io.Copy(log, c)
 	}
-	log.Close()
-	debug.FreeOSMemory() // the monitor idles for the container's life: give back what start used
 	p.finish(ctr)
 	return 0
+}
+
+// waiterArg0 marks the lean half of a monitor: the same process after an execve, waiting.
+const waiterArg0 = "kiln-wait"
+
+// The waiter's file descriptors: the log, and the console's master with -t.
+const (
+	fdLog     = 3
+	fdConsole = 4
+)
+
+// becomeWaiter replaces the monitor's program with a fresh kiln that only waits: the container
+// stays its child across execve, and none of what preparing and starting it used stays
+// resident. The fork and this exec happen on the same locked thread, so the container's
+// parent-death signal does not fire.
+func becomeWaiter(root, id string, ctr *runtime.Container, log *os.File) error {
+	if err := unix.Dup3(int(log.Fd()), fdLog, 0); err != nil {
+		return err
+	}
+	if c := ctr.Console(); c != nil {
+		if err := unix.Dup3(int(c.Fd()), fdConsole, 0); err != nil {
+			return err
+		}
+	}
+	args := []string{waiterArg0, root, id, strconv.Itoa(ctr.Pid())}
+	return unix.Exec("/proc/self/exe", args, os.Environ())
+}
+
+// waiter is the monitor after becomeWaiter: copy a console to the log if there is one, wait for
+// the container, record its end.
+func waiter(root, id, pid string) int {
+	n, err := strconv.Atoi(pid)
+	if err != nil {
+		return 1
+	}
+	ctr, err := runtime.Adopt(id, n)
+	if err != nil {
+		return 1
+	}
+	cs, err := container.Open(root)
+	if err != nil {
+		return 1
+	}
+	rec, err := cs.Get(id)
+	if err != nil {
+		return 1
+	}
+	if validFd(fdConsole) {
+		go io.Copy(os.NewFile(fdLog, "log"), os.NewFile(fdConsole, "console"))
+	}
+	debug.FreeOSMemory()
+	trimResident()
+	(&prepared{rec: rec, root: root}).finish(ctr)
+	return 0
+}
+
+func validFd(fd int) bool {
+	_, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0)
+	return err == nil
 }
 
 func loadPrepared(root, id string) (*prepared, error) {
