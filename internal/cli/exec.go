@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -76,11 +77,13 @@ func execIn(cmd *cobra.Command, e *env, f *execFlags, ref string, args []string)
 	if f.interactive {
 		stdio.Stdin = fileOr(e.stdin, os.Stdin)
 	}
+	sigs := catchSignals()
 	proc, err := runtime.Exec(cmd.Context(), runtime.ExecConfig{Pid: s.Pid, Process: p, Seccomp: spec.Linux.Seccomp, Stdio: stdio})
 	if err != nil {
+		signal.Stop(sigs)
 		return err
 	}
-	stop := forwardSignals(func(sig syscall.Signal) { proc.Signal(sig) })
+	stop := forwardSignals(sigs, func(sig syscall.Signal) { proc.Signal(sig) })
 	defer stop()
 	detachTTY := func() {}
 	if c := proc.Console(); c != nil {
@@ -98,6 +101,9 @@ func execIn(cmd *cobra.Command, e *env, f *execFlags, ref string, args []string)
 func execProcess(spec *specs.Spec, pid int, f *execFlags, args []string) (*specs.Process, error) {
 	p := *spec.Process
 	p.Args, p.Terminal = args, f.tty
+	if f.tty {
+		p.ConsoleSize = consoleSize(os.Stdin)
+	}
 	p.Env = setEnv(p.Env, f.env)
 	if f.workdir != "" {
 		p.Cwd = f.workdir

@@ -65,8 +65,8 @@ func Monitor() {
 	case len(os.Args) == 3 && os.Args[0] == monitorArg0:
 		goruntime.LockOSThread() // the container's parent thread; see becomeWaiter
 		os.Exit(monitor(os.Args[1], os.Args[2], os.NewFile(3, "report")))
-	case len(os.Args) == 4 && os.Args[0] == waiterArg0:
-		os.Exit(waiter(os.Args[1], os.Args[2], os.Args[3]))
+	case len(os.Args) == 5 && os.Args[0] == waiterArg0:
+		os.Exit(waiter(os.Args[1], os.Args[2], os.Args[3], os.Args[4] == "console"))
 	}
 }
 
@@ -118,18 +118,20 @@ func becomeWaiter(root, id string, ctr *runtime.Container, log *os.File) error {
 	if err := unix.Dup3(int(log.Fd()), fdLog, 0); err != nil {
 		return err
 	}
+	console := "no-console"
 	if c := ctr.Console(); c != nil {
 		if err := unix.Dup3(int(c.Fd()), fdConsole, 0); err != nil {
 			return err
 		}
+		console = "console"
 	}
-	args := []string{waiterArg0, root, id, strconv.Itoa(ctr.Pid())}
+	args := []string{waiterArg0, root, id, strconv.Itoa(ctr.Pid()), console}
 	return unix.Exec("/proc/self/exe", args, os.Environ())
 }
 
 // waiter is the monitor after becomeWaiter: copy a console to the log if there is one, wait for
 // the container, record its end.
-func waiter(root, id, pid string) int {
+func waiter(root, id, pid string, console bool) int {
 	n, err := strconv.Atoi(pid)
 	if err != nil {
 		return 1
@@ -146,18 +148,13 @@ func waiter(root, id, pid string) int {
 	if err != nil {
 		return 1
 	}
-	if validFd(fdConsole) {
+	if console {
 		go io.Copy(os.NewFile(fdLog, "log"), os.NewFile(fdConsole, "console"))
 	}
 	debug.FreeOSMemory()
 	trimResident()
 	(&prepared{rec: rec, root: root}).finish(ctr)
 	return 0
-}
-
-func validFd(fd int) bool {
-	_, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0)
-	return err == nil
 }
 
 func loadPrepared(root, id string) (*prepared, error) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/signal"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -106,12 +107,17 @@ func foreground(ctx context.Context, e *env, f *runFlags, p *prepared) error {
 	if f.interactive {
 		stdio.Stdin = fileOr(e.stdin, os.Stdin)
 	}
+	if f.tty {
+		p.spec.Process.ConsoleSize = consoleSize(fileOr(e.stdin, os.Stdin))
+	}
+	sigs := catchSignals()
 	ctr, err := p.start(ctx, stdio)
 	if err != nil {
+		signal.Stop(sigs)
 		p.discard()
 		return err
 	}
-	stop := forwardSignals(func(s syscall.Signal) { ctr.Signal(s) })
+	stop := forwardSignals(sigs, func(s syscall.Signal) { ctr.Signal(s) })
 	defer stop()
 	detachTTY := func() {}
 	if c := ctr.Console(); c != nil {

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"syscall"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 	"golang.org/x/term"
 )
@@ -53,11 +54,17 @@ func resize(from, to *os.File) {
 	}
 }
 
-// forwardSignals sends every signal kiln gets (but those about its own terminal) to send, until
-// the returned function is called.
-func forwardSignals(send func(syscall.Signal)) func() {
+// catchSignals starts queueing every signal kiln gets, before the container exists, so none is
+// lost between its start and forwardSignals.
+func catchSignals() chan os.Signal {
 	ch := make(chan os.Signal, 32)
 	signal.Notify(ch)
+	return ch
+}
+
+// forwardSignals sends the caught signals (but those about kiln's own terminal and runtime) to
+// send, until the returned function is called.
+func forwardSignals(ch chan os.Signal, send func(syscall.Signal)) func() {
 	done := make(chan struct{})
 	go func() {
 		for {
@@ -75,4 +82,13 @@ func forwardSignals(send func(syscall.Signal)) func() {
 		}
 	}()
 	return func() { signal.Stop(ch); close(done) }
+}
+
+// consoleSize is the window size of the caller's terminal, or nil when in is not one.
+func consoleSize(in *os.File) *specs.Box {
+	ws, err := unix.IoctlGetWinsize(int(in.Fd()), unix.TIOCGWINSZ)
+	if err != nil {
+		return nil
+	}
+	return &specs.Box{Height: uint(ws.Row), Width: uint(ws.Col)}
 }

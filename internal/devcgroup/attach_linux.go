@@ -108,6 +108,9 @@ func load(prog []byte) (int, error) {
 }
 
 func loadLog(prog, log []byte) (int, error) {
+	if unsafe.Sizeof(uintptr(0)) != 8 {
+		return -1, fmt.Errorf("load program: %w on 32-bit machines", errors.ErrUnsupported)
+	}
 	if len(prog) == 0 || len(prog)%insnSize != 0 {
 		return -1, fmt.Errorf("program of %d bytes: not a whole number of instructions", len(prog))
 	}
@@ -115,14 +118,14 @@ func loadLog(prog, log []byte) (int, error) {
 	attr := progLoadAttr{
 		progType: unix.BPF_PROG_TYPE_CGROUP_DEVICE,
 		insnCnt:  uint32(len(prog) / insnSize),
-		insns:    pointer{p: unsafe.Pointer(&prog[0])},
-		license:  pointer{p: unsafe.Pointer(&lic[0])},
+		insns:    unsafe.Pointer(&prog[0]),
+		license:  unsafe.Pointer(&lic[0]),
 	}
 	copy(attr.progName[:], progName)
 	if len(log) > 0 {
 		attr.logLevel = 1
 		attr.logSize = uint32(len(log))
-		attr.logBuf = pointer{p: unsafe.Pointer(&log[0])}
+		attr.logBuf = unsafe.Pointer(&log[0])
 	}
 	// The verifier gives up with EAGAIN when a signal arrives, and the Go
 	// runtime sends signals (preemption) all the time.
@@ -143,24 +146,19 @@ func loadLog(prog, log []byte) (int, error) {
 	return -1, err
 }
 
-// pointer is a __aligned_u64 holding a user-space address. It stays an
-// unsafe.Pointer so that the garbage collector, which may move a goroutine's
-// stack, sees and updates it; the padding makes it 8 bytes on 32-bit machines.
-type pointer struct {
-	p unsafe.Pointer
-	_ [8 - unsafe.Sizeof(uintptr(0))]byte
-}
-
 // progLoadAttr is the start of union bpf_attr for BPF_PROG_LOAD; the
-// kernel takes the fields it is not given as zero.
+// kernel takes the fields it is not given as zero. The addresses
+// (__aligned_u64) stay unsafe.Pointer so that the garbage collector, which
+// may move a goroutine's stack, sees and updates them; that makes the
+// layout right on 64-bit machines only.
 type progLoadAttr struct {
 	progType    uint32
 	insnCnt     uint32
-	insns       pointer
-	license     pointer
+	insns       unsafe.Pointer
+	license     unsafe.Pointer
 	logLevel    uint32
 	logSize     uint32
-	logBuf      pointer
+	logBuf      unsafe.Pointer
 	kernVersion uint32
 	progFlags   uint32
 	progName    [unix.BPF_OBJ_NAME_LEN]byte

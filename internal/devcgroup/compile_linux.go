@@ -20,6 +20,8 @@ const (
 	opMov    = unix.BPF_ALU64 | unix.BPF_MOV | unix.BPF_K // dst = imm
 	opRsh    = unix.BPF_ALU64 | unix.BPF_RSH | unix.BPF_K // dst >>= imm
 	opAnd    = unix.BPF_ALU64 | unix.BPF_AND | unix.BPF_K // dst &= imm
+	opXor    = unix.BPF_ALU64 | unix.BPF_XOR | unix.BPF_K // dst ^= imm
+	opOr     = unix.BPF_ALU64 | unix.BPF_OR | unix.BPF_X  // dst |= src
 	opJeq    = unix.BPF_JMP | unix.BPF_JEQ | unix.BPF_K   // if dst == imm: pc += off
 	opJne    = unix.BPF_JMP | unix.BPF_JNE | unix.BPF_K   // if dst != imm: pc += off
 	opJset   = unix.BPF_JMP | unix.BPF_JSET | unix.BPF_K  // if dst & imm != 0: pc += off
@@ -34,6 +36,8 @@ const (
 	regAccess = 3 // the requested access bits no rule has allowed yet
 	regMajor  = 4
 	regMinor  = 5
+	regDiff   = 6 // zero when the device is the one a rule names
+	regTmp    = 7
 )
 
 // Offsets in struct bpf_cgroup_dev_ctx { u32 access_type; u32 major; u32 minor; },
@@ -54,13 +58,18 @@ const (
 // program: struct bpf_insn in this machine's byte order, ready for
 // BPF_PROG_LOAD. The same rules always give the same bytes.
 //
-// The rules are evaluated as the v1 devices controller and runc do: for
-// each access bit requested (r, w, m), the last rule that matches the device
-// and names that bit decides; a bit no rule names is denied. A rule's Type
-// "a" or "" matches both block and character devices, a nil or -1 Major or
-// Minor matches every number, and an empty Access means "rwm" (as kiln's v1
-// path writes it). A request the kernel makes with no access bits at all
-// is allowed when some allow rule matches the device, as on v1.
+// Rules are read in order and the last match wins, bit by bit: for each
+// access bit requested (r, w, m), the last rule that matches the device and
+// names that bit decides, and a bit no rule names is denied. A rule's Type
+// "a" or "" matches block and character devices, a nil or -1 Major or Minor
+// matches every number, and an empty Access means "rwm" (as kiln's v1 path
+// writes it). A request with no access bits (the kernel makes one for
+// exec) is allowed when some allow rule matches the device, as on v1. This
+// is the v1 devices controller's outcome for the lists runtimes write,
+// except that on a deny-all list a deny here also takes its bits from an
+// earlier wildcard allow ("allow c *:* rwm" then "deny c 1:3 w" denies
+// writing 1:3), where v1 removes only an allow of exactly that device:
+// stricter, never looser.
 //
 // The program walks the rules from last to first, clearing the bits each
 // matching allow rule grants and allowing once none is left, and denying at
@@ -224,15 +233,34 @@ func (p *program) prologue() {
 
 // rule emits one rule: skip to the next unless the device matches, then
 // grant or refuse its access bits.
+//
+// The device test takes one branch, on diff = (type^T) | (major^M) |
+// (minor^N) over the fields the rule names, not a branch per field. A
+// branch on a field would tell the verifier its value on the path that
+// falls through, and with it the outcome of later tests of that field; the
+// verifier then walks the later rules once per value it knows, which for
+// Docker's list doubles its work, and verifying is most of Attach's time.
 func (p *program) rule(r rule) {
-	if r.typ != wildcard {
-		p.jump(opJne, regType, r.typ, toNext)
+	fields := 0
+	for _, f := range []struct {
+		reg  uint8
+		want int32
+	}{{regType, r.typ}, {regMajor, r.major}, {regMinor, r.minor}} {
+		if f.want == wildcard {
+			continue
+		}
+		if fields == 0 {
+			p.emit(insn{op: opMovReg, dst: regDiff, src: f.reg})
+			p.emit(insn{op: opXor, dst: regDiff, imm: f.want})
+		} else {
+			p.emit(insn{op: opMovReg, dst: regTmp, src: f.reg})
+			p.emit(insn{op: opXor, dst: regTmp, imm: f.want})
+			p.emit(insn{op: opOr, dst: regDiff, src: regTmp})
+		}
+		fields++
 	}
-	if r.major != wildcard {
-		p.jump(opJne, regMajor, r.major, toNext)
-	}
-	if r.minor != wildcard {
-		p.jump(opJne, regMinor, r.minor, toNext)
+	if fields > 0 {
+		p.jump(opJne, regDiff, 0, toNext)
 	}
 	if r.allow {
 		p.emit(insn{op: opAnd, dst: regAccess, imm: ^r.access & accessAll})

@@ -49,6 +49,8 @@ func execute(prog []insn, typ, major, minor, access uint32) (uint64, error) {
 		}
 		reads := []uint8{in.dst}
 		switch in.op {
+		case opOr:
+			reads = []uint8{in.dst, in.src}
 		case opLoad, opMovReg:
 			reads = []uint8{in.src}
 		case opMov:
@@ -81,6 +83,10 @@ func execute(prog []insn, typ, major, minor, access uint32) (uint64, error) {
 			*d >>= uint(in.imm)
 		case opAnd:
 			*d &= uint64(int64(in.imm))
+		case opXor:
+			*d ^= uint64(int64(in.imm))
+		case opOr:
+			*d |= reg[in.src]
 		case opJeq:
 			if *d == uint64(int64(in.imm)) {
 				pc += int(in.off)
@@ -123,6 +129,10 @@ func disasm(prog []insn) string {
 			fmt.Fprintf(&b, "r%d >>= %d\n", in.dst, in.imm)
 		case opAnd:
 			fmt.Fprintf(&b, "r%d &= %#x\n", in.dst, in.imm)
+		case opXor:
+			fmt.Fprintf(&b, "r%d ^= %d\n", in.dst, in.imm)
+		case opOr:
+			fmt.Fprintf(&b, "r%d |= r%d\n", in.dst, in.src)
 		case opJeq:
 			fmt.Fprintf(&b, "if r%d == %d goto %d\n", in.dst, in.imm, to)
 		case opJne:

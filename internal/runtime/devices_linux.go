@@ -81,23 +81,25 @@ func mknod(root string, d specs.LinuxDevice) error {
 
 // setupConsole opens a terminal in the container's own devpts, binds it on /dev/console, makes
 // it the workload's stdio and controlling terminal, and hands the master to the parent.
-func setupConsole(sock *os.File, root string, terminal bool) error {
-	if !terminal {
+func setupConsole(sock *os.File, root string, p *specs.Process) error {
+	if !p.Terminal {
 		return nil
 	}
-	return console(sock, root, true)
+	return console(sock, root, p.ConsoleSize, true)
 }
 
 // openConsole is setupConsole for a process joining a running container: its /dev/console is
 // there already.
-func openConsole(sock *os.File, root string, terminal bool) error {
-	if !terminal {
+func openConsole(sock *os.File, root string, p *specs.Process) error {
+	if !p.Terminal {
 		return nil
 	}
-	return console(sock, root, false)
+	return console(sock, root, p.ConsoleSize, false)
 }
 
-func console(sock *os.File, root string, bind bool) error {
+// console makes the terminal. Its window size is set before the workload runs, so a program that
+// asks at once (stty size, a shell's line editor) sees the caller's.
+func console(sock *os.File, root string, size *specs.Box, bind bool) error {
 	ptmx, err := withRootFile(root, "/dev/pts/ptmx", unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC)
 	if err != nil {
 		return err
@@ -115,6 +117,12 @@ func console(sock *os.File, root string, bind bool) error {
 		return err
 	}
 	defer slave.Close()
+	if size != nil {
+		ws := &unix.Winsize{Row: uint16(size.Height), Col: uint16(size.Width)}
+		if err := unix.IoctlSetWinsize(int(slave.Fd()), unix.TIOCSWINSZ, ws); err != nil {
+			return fmt.Errorf("set window size: %w", err)
+		}
+	}
 	if bind {
 		if err := bindConsole(root, slave); err != nil {
 			return err

@@ -183,7 +183,7 @@ func initExec(g *gate, cfg *initConfig) error {
 	if cfg.Spec == nil || cfg.Spec.Process == nil || len(cfg.Spec.Process.Args) == 0 {
 		return errorf(125, "exec: no process")
 	}
-	if err := openConsole(g.sock, "/", cfg.Spec.Process.Terminal); err != nil {
+	if err := openConsole(g.sock, "/", cfg.Spec.Process); err != nil {
 		return wrapStep("set up console", err)
 	}
 	return startWorkload(g, cfg.Spec, cfg.Seccomp)

@@ -127,7 +127,7 @@ func initContainer(g *gate, cfg *initConfig) error {
 		{"mount root", func() error { return mountRoot(root, cfg.RootFS) }},
 		{"mount filesystems", func() error { return mountAll(root, s.Mounts) }},
 		{"create devices", func() error { return createDevices(root, s.Linux.Devices) }},
-		{"set up console", func() error { return setupConsole(sock, root, s.Process.Terminal) }},
+		{"set up console", func() error { return setupConsole(sock, root, s.Process) }},
 		{"set hostname", func() error { return setHostname(s) }},
 		{"bring up loopback", func() error { return loopbackUp(s) }},
 		{"make work directory", func() error { return mkdirInRoot(root, s.Process.Cwd) }},

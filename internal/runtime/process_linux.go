@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -37,6 +38,9 @@ func startWorkload(g *gate, s *specs.Spec, filter []unix.SockFilter) error {
 	}
 	// Nothing of the workload's may run before the parent has put us in the container's cgroups.
 	if err := g.wait(); err != nil {
+		return err
+	}
+	if err := closeInherited(); err != nil {
 		return err
 	}
 	// Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it while we still have it.
@@ -188,4 +192,27 @@ func execError(name string, err error) error {
 		return errorf(126, "exec %s: %v", name, err)
 	}
 	return errorf(125, "exec %s: %v", name, fmt.Errorf("%w", err))
+}
+
+// closeInherited marks every descriptor above stdio close-on-exec: whatever kiln itself
+// inherited from its caller must not reach the container (a leaked host fd is an escape:
+// CVE-2024-21626).
+func closeInherited() error {
+	err := unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC)
+	if err == nil {
+		return nil
+	}
+	if !errors.Is(err, unix.ENOSYS) && !errors.Is(err, unix.EINVAL) {
+		return errorf(125, "close inherited descriptors: %v", err)
+	}
+	entries, err := os.ReadDir("/proc/self/fd") // kernels before 5.11
+	if err != nil {
+		return errorf(125, "close inherited descriptors: %v", err)
+	}
+	for _, e := range entries {
+		if fd, err := strconv.Atoi(e.Name()); err == nil && fd > 2 {
+			unix.CloseOnExec(fd)
+		}
+	}
+	return nil
 }

@@ -3,6 +3,7 @@ package e2e
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -98,5 +99,27 @@ func TestHostBinaryNotWritable(t *testing.T) {
 	after, _ := os.ReadFile(kiln)
 	if string(before) != string(after) {
 		t.Fatalf("the kiln binary on the host changed")
+	}
+}
+
+// A descriptor kiln inherits from its caller must not reach the container (CVE-2024-21626 was
+// such a leak).
+func TestInheritedDescriptorsDoNotLeak(t *testing.T) {
+	root := t.TempDir()
+	busyboxImage(t, root)
+	hostDir, err := os.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hostDir.Close()
+	cmd := exec.Command(kiln, "--root", root, "run", "--rm", "busybox", "sh", "-c", "ls /proc/$$/fd; true")
+	// fds 3-6 of kiln, not close-on-exec: the init overwrites 3 and 4 with its own, 5 and 6 would leak
+	cmd.ExtraFiles = []*os.File{hostDir, hostDir, hostDir, hostDir}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("run: %v %s", err, out)
+	}
+	if fds := strings.Fields(string(out)); strings.Join(fds, " ") != "0 1 2" {
+		t.Errorf("the container's shell holds descriptors %v, want 0 1 2", fds)
 	}
 }
