@@ -11,6 +11,8 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"github.com/kiln-project/kiln/internal/devcgroup"
 )
 
 // cgroupRoot is where cgroup hierarchies are mounted.
@@ -39,23 +41,14 @@ func cgroupPath(id string, s *specs.Spec) string {
 
 func newCgroup(id string, s *specs.Spec) (*cgroup, error) {
 	rel := cgroupPath(id, s)
-	cg := &cgroup{}
-	if cgroup2Only() {
-		cg.v2 = filepath.Join(cgroupRoot, rel)
-		if err := os.MkdirAll(cg.v2, 0o755); err != nil {
-			return nil, fmt.Errorf("create cgroup: %w", err)
-		}
-		f, err := os.Open(cg.v2)
-		if err != nil {
-			return nil, err
-		}
-		cg.v2fd = f
-		return cg, nil
-	}
 	var rules []specs.LinuxDeviceCgroup
 	if s.Linux.Resources != nil {
 		rules = s.Linux.Resources.Devices
 	}
+	if u := devcgroup.Unified(); u != "" {
+		return newCgroup2(filepath.Join(u, rel), rules)
+	}
+	cg := &cgroup{}
 	devices := filepath.Join(cgroupRoot, "devices")
 	if len(rules) == 0 || !isDir(devices) {
 		return cg, nil
@@ -68,6 +61,30 @@ func newCgroup(id string, s *specs.Spec) (*cgroup, error) {
 		cg.remove()
 		return nil, err
 	}
+	return cg, nil
+}
+
+// newCgroup2 makes the container's cgroup2 cgroup (on a hybrid host too: the kernel checks a
+// cgroup2 device program before the v1 controller) with the device allow-list attached. The init
+// is then born in it (CLONE_INTO_CGROUP): no migration, which on v1 waits for an RCU grace
+// period on every start.
+func newCgroup2(dir string, rules []specs.LinuxDeviceCgroup) (*cgroup, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("create cgroup: %w", err)
+	}
+	cg := &cgroup{v2: dir}
+	if len(rules) > 0 {
+		if err := devcgroup.Attach(dir, rules); err != nil {
+			cg.remove()
+			return nil, err
+		}
+	}
+	f, err := os.Open(dir)
+	if err != nil {
+		cg.remove()
+		return nil, err
+	}
+	cg.v2fd = f
 	return cg, nil
 }
 
@@ -164,8 +181,8 @@ func existingCgroup(id string) *cgroup {
 	if d := filepath.Join(cgroupRoot, "devices", rel); isDir(d) {
 		cg.devices = d
 	}
-	if d := filepath.Join(cgroupRoot, rel); cgroup2Only() && isDir(d) {
-		cg.v2 = d
+	if u := devcgroup.Unified(); u != "" && isDir(filepath.Join(u, rel)) {
+		cg.v2 = filepath.Join(u, rel)
 	}
 	return cg
 }
