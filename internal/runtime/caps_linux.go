@@ -57,12 +57,17 @@ func readLastCap() uint {
 
 type caps struct{ bounding, effective, permitted, inheritable, ambient capSet }
 
+// capsOf parses the spec's sets, less what this process cannot grant: a capability outside its
+// own bounding set is dropped, as runc does (--privileged asks for every capability the kernel
+// knows; kiln itself may run without some).
 func capsOf(p *specs.LinuxCapabilities) (caps, error) {
 	var c caps
 	if p == nil {
 		return c, nil
 	}
+
 	var err error
+	have := ownBounding()
 	for _, s := range []struct {
 		dst   *capSet
 		names []string
@@ -71,6 +76,7 @@ func capsOf(p *specs.LinuxCapabilities) (caps, error) {
 		if *s.dst, err = parseCaps(s.names); err != nil {
 			return c, err
 		}
+		*s.dst &= have
 	}
 	return c, nil
 }
@@ -107,4 +113,15 @@ func applyCaps(c caps) error {
 		}
 	}
 	return nil
+}
+
+// ownBounding is this thread's bounding set.
+func ownBounding() capSet {
+	var s capSet
+	for c := uint(0); c <= lastCap(); c++ {
+		if in, err := unix.PrctlRetInt(unix.PR_CAPBSET_READ, uintptr(c), 0, 0, 0); err == nil && in == 1 {
+			s |= 1 << c
+		}
+	}
+	return s
 }

@@ -91,6 +91,19 @@ func TestRunProcessOptions(t *testing.T) {
 	if r := mustKiln(t, root, "run", "--rm", "busybox", "grep", "NoNewPrivs", "/proc/self/status"); !strings.Contains(r.stdout, "1") {
 		t.Errorf("no_new_privs not set: %s", r.stdout)
 	}
+	// --privileged: every capability kiln itself holds (its bounding set), and mount works.
+	own := ""
+	if status, err := os.ReadFile("/proc/self/status"); err == nil {
+		for _, l := range strings.Split(string(status), "\n") {
+			if v, ok := strings.CutPrefix(l, "CapBnd:\t"); ok {
+				own = v
+			}
+		}
+	}
+	priv := mustKiln(t, root, "run", "--rm", "--privileged", "busybox", "sh", "-c", "grep CapEff /proc/self/status; mount -t tmpfs x /tmp && echo mounted")
+	if !strings.Contains(priv.stdout, "CapEff:\t"+own) || !strings.Contains(priv.stdout, "mounted") {
+		t.Errorf("--privileged: %q, want CapEff %s and a working mount", priv.stdout, own)
+	}
 	// Docker's sysctls for a private network namespace: unprivileged ping and low ports.
 	if r := mustKiln(t, root, "run", "--rm", "busybox", "cat", "/proc/sys/net/ipv4/ip_unprivileged_port_start"); r.stdout != "0\n" {
 		t.Errorf("ip_unprivileged_port_start = %q, want 0", r.stdout)
