@@ -2,8 +2,9 @@
 # bench/run.sh: start latency of `kiln run --rm IMAGE /bin/true` beside runc and crun running the
 # same root filesystem with the same namespaces, and the floor (unshare + chroot), in one run.
 # Needs root, hyperfine, runc, crun, busybox-static (apt-get install -y hyperfine runc crun busybox-static).
-# crun 1.8 refuses this machine's hybrid cgroup layout, so everything runs in a private mount
-# namespace with /sys/fs/cgroup/unified unmounted (the same for every contender).
+# crun 1.8 refuses this machine's hybrid cgroup layout: it runs in a private mount namespace with
+# /sys/fs/cgroup/unified unmounted; kiln, runc and the floor are measured both there and on the
+# host's own layout, in the same run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-30}
@@ -36,11 +37,20 @@ c["ociVersion"] = "1.0.2"  # crun 1.8 refuses newer
 json.dump(c, open(p, "w"))
 PY
 
+# A: the host as it is (kiln uses the cgroup2 hierarchy for its device filter). crun cannot run here.
+cd "$work/bundle"
+hyperfine -N --style none --runs $RUNS --warmup 3 --export-json "$work/host.json" \
+  -n "kiln run --rm" "$work/kiln run --rm bb /bin/true" \
+  -n "runc run" "runc run --bundle $work/bundle r1" \
+  -n "floor: unshare -mpfiun chroot" "unshare -mpfiun chroot $work/bundle/rootfs /bin/true" \
+  >"$work/hyperfine-host.log" 2>&1 || { cat "$work/hyperfine-host.log"; exit 1; }
+# B: a private mount namespace without /sys/fs/cgroup/unified, where crun 1.8 runs (kiln falls
+# back to the v1 devices controller there).
 unshare -m bash -s <<SH
 set -e
 umount /sys/fs/cgroup/unified 2>/dev/null || true
 cd "$work/bundle"
-hyperfine -N --style none --runs $RUNS --warmup 3 --export-json "$work/times.json" \
+hyperfine -N --style none --runs $RUNS --warmup 3 --export-json "$work/nounified.json" \
   -n "kiln run --rm" "$work/kiln run --rm bb /bin/true" \
   -n "crun run" "crun run --bundle $work/bundle c1" \
   -n "runc run" "runc run --bundle $work/bundle r1" \
@@ -48,13 +58,13 @@ hyperfine -N --style none --runs $RUNS --warmup 3 --export-json "$work/times.jso
   >"$work/hyperfine.log" 2>&1 || { cat "$work/hyperfine.log"; exit 1; }
 SH
 
-python3 - "$work/times.json" <<'PY'
+python3 - "$work/host.json" "$work/nounified.json" <<'PY'
 import json, sys
-r = {x["command"]: x for x in json.load(open(sys.argv[1]))["results"]}
-med = {k: v["median"] * 1000 for k, v in r.items()}
-k = med["kiln run --rm"]
-print("| command | median (ms) | min (ms) | this / kiln |")
-print("|---|---:|---:|---:|")
-for name, v in r.items():
-    print(f"| {name} | {med[name]:.2f} | {v['min']*1000:.2f} | {med[name]/k:.2f}x |")
+def load(p): return {x["command"]: x for x in json.load(open(p))["results"]}
+host, nou = load(sys.argv[1]), load(sys.argv[2])
+print("| command | host layout: median (min) ms | unified unmounted: median (min) ms |")
+print("|---|---:|---:|")
+for name in ["kiln run --rm", "crun run", "runc run", "floor: unshare -mpfiun chroot"]:
+    cell = lambda r: f"{r[name]['median']*1000:.2f} ({r[name]['min']*1000:.2f})" if name in r else "cannot run"
+    print(f"| {name} | {cell(host)} | {cell(nou)} |")
 PY
