@@ -190,6 +190,14 @@ func TestRunDetachedLifecycle(t *testing.T) {
 	if r := mustKiln(t, root, "exec", "-e", "FROM_IMAGE=exec", "bg", "sh", "-c", "env | grep -c FROM_IMAGE; echo $FROM_IMAGE"); r.stdout != "1\nexec\n" {
 		t.Errorf("exec -e replaces the image's value: %q", r.stdout)
 	}
+	// exec joins the main process's cgroup (device filter included), capabilities and filters.
+	main := mustKiln(t, root, "exec", "bg", "cat", "/proc/1/cgroup").stdout
+	ex := mustKiln(t, root, "exec", "bg", "sh", "-c", "cat /proc/self/cgroup; grep -E '^(CapEff|NoNewPrivs|Seccomp):' /proc/self/status; mknod /tmp/mem c 1 11; cat /tmp/mem </dev/null >/dev/null 2>&1 || echo denied").stdout
+	for _, want := range []string{main, "CapEff:\t00000000a80425fb", "NoNewPrivs:\t1", "Seccomp:\t2", "denied"} {
+		if !strings.Contains(ex, want) {
+			t.Errorf("exec: output lacks %q:\n%s", want, ex)
+		}
+	}
 	if r := kilnIn(t, root, "exec", "bg", "sh", "-c", "exit 3"); r.code != 3 {
 		t.Errorf("exec exit status %d, want 3", r.code)
 	}
