@@ -1,7 +1,7 @@
 // Package layer turns a planned set of files into a deterministic tar+gzip
 // image layer, and reads layers from untrusted hands safely.
 //
-// It owns three things:
+// It owns four things:
 //
 //   - Plan and Write: the same entries and mtime always give the same bytes,
 //     so the same Digest and DiffID. Nothing is taken from the host except the
@@ -12,6 +12,8 @@
 //     no truncation).
 //   - Decompress and Extract: sniffing gzip/zstd/plain, and unpacking one
 //     layer into a directory without ever writing outside it (Linux only).
+//   - Diff: a container's overlayfs upper directory as a deterministic layer,
+//     whiteouts and opaque directories included (Linux only).
 //
 // It never knows about images, manifests or the store: callers turn a
 // Written into a descriptor, and decide where blobs and unpacked layers live.

@@ -2,7 +2,6 @@ package layer
 
 import (
 	"archive/tar"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -47,44 +46,24 @@ type Written struct {
 // an error. If its Mode is zero, the source's permission bits (not setuid,
 // setgid or sticky) are used.
 func Write(w io.Writer, planned []Entry, mtime time.Time) (Written, error) {
-	digest, diffID := sha256.New(), sha256.New()
-	compressed := &counter{w: io.MultiWriter(w, digest)}
-	gz, err := gzip.NewWriterLevel(compressed, gzipLevel)
+	mtime = wholeSeconds(mtime)
+	written, err := writeTarGzip(w, func(tw *tar.Writer) error { return writeEntries(tw, planned, mtime) })
 	if err != nil {
 		return Written{}, fmt.Errorf("write layer: %w", err)
 	}
-	// The zero time.Time would be written as a garbage mtime, not as 0 ("none").
-	gz.ModTime = time.Unix(0, 0)
-	uncompressed := &counter{w: io.MultiWriter(gz, diffID)}
-	tw := tar.NewWriter(uncompressed)
-	mtime = time.Unix(mtime.Unix(), 0).UTC()
-	if err := writeEntries(tw, planned, mtime); err != nil {
-		return Written{}, err
-	}
-	if err := tw.Close(); err != nil {
-		return Written{}, fmt.Errorf("write layer: %w", err)
-	}
-	if err := gz.Close(); err != nil {
-		return Written{}, fmt.Errorf("write layer: %w", err)
-	}
-	return Written{
-		Digest:           sha256Hash(digest),
-		DiffID:           sha256Hash(diffID),
-		Size:             compressed.n,
-		UncompressedSize: uncompressed.n,
-	}, nil
+	return written, nil
 }
 
 func writeEntries(tw *tar.Writer, planned []Entry, mtime time.Time) error {
 	for i, e := range planned {
 		if err := validate(e); err != nil {
-			return fmt.Errorf("write layer: %w", err)
+			return err
 		}
 		if i > 0 && comparePaths(planned[i-1].Path, e.Path) >= 0 {
-			return fmt.Errorf("write layer: %s: entries not planned (out of order or duplicate)", e.Path)
+			return fmt.Errorf("%s: entries not planned (out of order or duplicate)", e.Path)
 		}
 		if err := writeEntry(tw, e, mtime); err != nil {
-			return fmt.Errorf("write layer: %s (%s): %w", e.Path, origin(e), err)
+			return fmt.Errorf("%s (%s): %w", e.Path, origin(e), err)
 		}
 	}
 	return nil
