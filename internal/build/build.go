@@ -30,6 +30,7 @@ type Options struct {
 	Epoch    time.Time    // timestamps in layers and config (SOURCE_DATE_EPOCH); zero means 1970-01-01
 	CacheDir string       // where layer cache entries live; "" disables the cache
 	NoCache  bool         // ignore cache entries (still refresh them)
+	WorkDir  string       // where steps keep their containers' directories while they run; required for steps
 	Log      *slog.Logger // progress; nil discards
 }
 
@@ -39,6 +40,13 @@ type Result struct {
 	Tags   []string
 	Layer  layer.Written // the contents layer
 	Files  int           // entries in the contents layer
+	Steps  []StepLayer   // one per step, in order
+}
+
+// StepLayer is the layer a step added.
+type StepLayer struct {
+	Layer  layer.Written
+	Cached bool // reused from the build cache without running the step
 }
 
 // Build builds sp into st. On error the store is left as it was.
@@ -87,15 +95,30 @@ func Build(ctx context.Context, st *store.Store, sp *spec.Spec, opts Options) (*
 	if err != nil {
 		return nil, err
 	}
+	baseCfg, err := base.img.ConfigFile()
+	if err != nil {
+		return nil, err
+	}
+	steps := &stepper{st: st, tx: tx, sp: sp, opts: opts, start: start, log: log, baseUser: baseCfg.Config.User}
+	img, stepLayers, err := steps.runSteps(ctx, img)
+	if err != nil {
+		return nil, err
+	}
 	digest, err := commit(tx, img, tags)
 	if err != nil {
 		return nil, err
 	}
-	if !lay.cached {
-		saveCache(opts.CacheDir, lay.key, lay.w)
+	res := &Result{Digest: digest, Tags: tags, Layer: lay.w, Files: len(planned)}
+	for _, l := range append([]*builtLayer{lay}, stepLayers...) {
+		if !l.cached {
+			saveCache(opts.CacheDir, l.key, l.w)
+		}
+	}
+	for _, l := range stepLayers {
+		res.Steps = append(res.Steps, StepLayer{Layer: l.w, Cached: l.cached})
 	}
 	log.Info("built", "digest", digest.String(), "tags", tags)
-	return &Result{Digest: digest, Tags: tags, Layer: lay.w, Files: len(planned)}, nil
+	return res, nil
 }
 
 // commit stores img under tags and returns the digest of its stored manifest.

@@ -18,6 +18,7 @@ import (
 // builtLayer is a layer already in the store (or staged in the transaction that builds the image).
 type builtLayer struct {
 	st     *store.Store
+	tx     *store.Tx // staged the layer, if it did; read from it until Commit
 	w      layer.Written
 	key    string // build cache key; "" when the cache is off
 	cached bool   // w came from the build cache
@@ -26,7 +27,7 @@ type builtLayer struct {
 // contentsLayer returns the layer holding planned, from the build cache when its key is known.
 // start is when the build began: host files changed since shortly before it are keyed by content.
 func contentsLayer(ctx context.Context, st *store.Store, tx *store.Tx, planned []layer.Entry, opts Options, start time.Time, log *slog.Logger) (*builtLayer, error) {
-	l := &builtLayer{st: st}
+	l := &builtLayer{st: st, tx: tx}
 	if opts.CacheDir != "" {
 		key, err := cacheKey(planned, opts.Epoch.Unix(), start)
 		if err != nil {
@@ -39,7 +40,9 @@ func contentsLayer(ctx context.Context, st *store.Store, tx *store.Tx, planned [
 			return l, nil
 		}
 	}
-	w, err := writeLayer(ctx, tx, planned, opts.Epoch)
+	w, err := writeLayer(ctx, tx, func(w io.Writer) (layer.Written, error) {
+		return layer.Write(w, planned, opts.Epoch)
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -48,16 +51,16 @@ func contentsLayer(ctx context.Context, st *store.Store, tx *store.Tx, planned [
 	return l, nil
 }
 
-// writeLayer streams the tar+gzip writer into a staged blob. When the store fails, its error is
-// the one that counts: the writer then only sees the pipe closed with it.
-func writeLayer(ctx context.Context, tx *store.Tx, planned []layer.Entry, epoch time.Time) (layer.Written, error) {
+// writeLayer streams a tar+gzip writer (layer.Write, layer.Diff) into a staged blob. When the
+// store fails, its error is the one that counts: the writer then only sees the pipe closed with it.
+func writeLayer(ctx context.Context, tx *store.Tx, write func(io.Writer) (layer.Written, error)) (layer.Written, error) {
 	pr, pw := io.Pipe()
 	done := make(chan struct{})
 	var w layer.Written
 	var werr error
 	go func() {
 		defer close(done)
-		w, werr = layer.Write(pw, planned, epoch)
+		w, werr = write(pw)
 		pw.CloseWithError(werr)
 	}()
 	stop := context.AfterFunc(ctx, func() { pr.CloseWithError(ctx.Err()) })
@@ -76,7 +79,7 @@ func writeLayer(ctx context.Context, tx *store.Tx, planned []layer.Entry, epoch 
 		return w, err
 	}
 	if digest != w.Digest {
-		return w, fmt.Errorf("contents layer: store hashed %s, writer %s", digest, w.Digest)
+		return w, fmt.Errorf("layer: store hashed %s, writer %s", digest, w.Digest)
 	}
 	return w, nil
 }
@@ -90,9 +93,9 @@ func layerErr(serr, werr error) error {
 	case werr != nil && errors.Is(serr, werr): // the writer failed; the store read its error
 		return werr
 	case werr == nil, errors.Is(werr, serr): // the store failed; the writer saw the pipe close
-		return fmt.Errorf("store contents layer: %w", serr)
+		return fmt.Errorf("store layer: %w", serr)
 	}
-	return errors.Join(fmt.Errorf("store contents layer: %w", serr), werr)
+	return errors.Join(fmt.Errorf("store layer: %w", serr), werr)
 }
 
 func (l *builtLayer) Digest() (v1.Hash, error)            { return l.w.Digest, nil }
@@ -100,8 +103,16 @@ func (l *builtLayer) DiffID() (v1.Hash, error)            { return l.w.DiffID, n
 func (l *builtLayer) Size() (int64, error)                { return l.w.Size, nil }
 func (l *builtLayer) MediaType() (types.MediaType, error) { return types.OCILayer, nil }
 
-// Compressed opens the stored blob. The transaction that staged the layer never asks for it.
-func (l *builtLayer) Compressed() (io.ReadCloser, error) { return l.st.Blob(l.w.Digest) }
+// Compressed opens the blob: staged in the build's transaction (a step unpacks the layers below
+// it before they are committed), else stored.
+func (l *builtLayer) Compressed() (io.ReadCloser, error) {
+	if l.tx != nil {
+		if f, err := l.tx.OpenBlob(l.w.Digest); err == nil {
+			return f, nil
+		}
+	}
+	return l.st.Blob(l.w.Digest)
+}
 
 func (l *builtLayer) Uncompressed() (io.ReadCloser, error) {
 	rc, err := l.Compressed()

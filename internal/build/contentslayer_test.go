@@ -17,9 +17,9 @@ func TestLayerErr(t *testing.T) {
 	}{
 		{"both fine", nil, nil, ""},
 		{"writer failed, store relayed it", fmt.Errorf("write blob: %w", src), src, src.Error()},
-		{"store failed, writer saw the pipe close", disk, fmt.Errorf("write /f: %w", disk), "store contents layer: " + disk.Error()},
-		{"store failed, writer fine", disk, nil, "store contents layer: " + disk.Error()},
-		{"both failed apart", disk, src, "store contents layer: " + disk.Error() + "\n" + src.Error()},
+		{"store failed, writer saw the pipe close", disk, fmt.Errorf("write /f: %w", disk), "store layer: " + disk.Error()},
+		{"store failed, writer fine", disk, nil, "store layer: " + disk.Error()},
+		{"both failed apart", disk, src, "store layer: " + disk.Error() + "\n" + src.Error()},
 	}
 	for _, c := range cases {
 		err := layerErr(c.serr, c.werr)

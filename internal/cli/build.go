@@ -65,13 +65,23 @@ func runBuild(cmd *cobra.Command, e *env, dir, file string, tags []string, noCac
 	start := time.Now()
 	res, err := build.Build(cmd.Context(), st, sp, build.Options{
 		Tags: tags, Epoch: epoch, NoCache: noCache, Log: e.logger(),
-		CacheDir: filepath.Join(e.root, "cache", "layers"),
+		CacheDir: filepath.Join(e.root, "cache", "layers"), WorkDir: filepath.Join(e.root, "build"),
 	})
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(e.stderr, "built %v in %s (%d files, layer %s)\n", res.Tags,
-		time.Since(start).Round(time.Millisecond), res.Files, size(res.Layer.Size))
+	steps := ""
+	if n := len(res.Steps); n > 0 {
+		cached := 0
+		for _, l := range res.Steps {
+			if l.Cached {
+				cached++
+			}
+		}
+		steps = fmt.Sprintf(", %d steps, %d from cache", n, cached)
+	}
+	fmt.Fprintf(e.stderr, "built %v in %s (%d files, layer %s%s)\n", res.Tags,
+		time.Since(start).Round(time.Millisecond), res.Files, size(res.Layer.Size), steps)
 	fmt.Fprintln(e.stdout, res.Digest)
 	return nil
 }

@@ -29,7 +29,7 @@ func TestErrors(t *testing.T) {
 
 		// Keys.
 		{"unknown top-level key", "name: x\nnmae: y\n", []string{
-			`kiln.yaml:2: unknown key "nmae" (known: name, tag, base, contents, accounts, config)`}},
+			`kiln.yaml:2: unknown key "nmae" (known: name, tag, base, contents, accounts, config, steps)`}},
 		{"unknown nested key", `name: curl
 tag: latest
 base: scratch

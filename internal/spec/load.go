@@ -40,7 +40,7 @@ func Parse(file string, data []byte, dir string) (*Spec, error) {
 	return s, nil
 }
 
-var topKeys = []string{"name", "tag", "base", "contents", "accounts", "config"}
+var topKeys = []string{"name", "tag", "base", "contents", "accounts", "config", "steps"}
 
 func (p *parser) spec(n *yaml.Node) *Spec {
 	s := &Spec{Tag: "latest", Base: Base{Ref: "scratch"}}
@@ -66,6 +66,7 @@ func (p *parser) spec(n *yaml.Node) *Spec {
 	if v := m.get("config"); v != nil {
 		s.Config = p.config(v, "config")
 	}
+	s.Steps = p.steps(m)
 	if s.Config.User == "" {
 		s.Config.User = runAsUser(s.Accounts)
 	}

@@ -16,6 +16,7 @@ type Spec struct {
 	Contents Contents
 	Accounts Accounts
 	Config   Config
+	Steps    []Step
 }
 
 // Pos is where a value was written in kiln.yaml, for errors.
@@ -144,3 +145,18 @@ func (b Base) IsPath() bool {
 	}
 	return false
 }
+
+// Step is a command run inside a container on the image built so far; what it changes in the
+// root filesystem (the build directory aside) becomes one layer.
+type Step struct {
+	Pos
+	Run     []string // argv; a string in kiln.yaml is ["/bin/sh", "-c", string]
+	Env     []string // "NAME=value", merged over the image's environment
+	Workdir string   // "": the build directory (BuildDir)
+	User    string   // "": the base image's user
+	Network string   // "none" (default) or "host"
+	Copy    bool     // the build directory is a writable copy instead of a read-only bind
+}
+
+// BuildDir is where a step sees the build directory.
+const BuildDir = "/build"

@@ -163,6 +163,15 @@ func (tx *Tx) open(h v1.Hash) (*os.File, error) {
 	return tx.s.Blob(h)
 }
 
+// OpenBlob opens blob h, staged in tx or stored, so that a build can read back a layer it
+// staged (to run a step on it) before Commit.
+func (tx *Tx) OpenBlob(h v1.Hash) (*os.File, error) {
+	if err := tx.usable(); err != nil {
+		return nil, err
+	}
+	return tx.open(h)
+}
+
 // WriteBlob stages the blob r holds and returns its digest and size. A blob
 // already stored or staged is not stored twice. It checks nothing about the
 // content: blobs from untrusted hands come in through WriteImage.
