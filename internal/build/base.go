@@ -1,6 +1,7 @@
 package build
 
 import (
+	"context"
 	"fmt"
 	"path/filepath"
 
@@ -31,7 +32,7 @@ func ociImage(img v1.Image) v1.Image {
 
 // openBase opens kiln.yaml's base: nothing, an image in the store, or an archive on disk, as an
 // OCI image.
-func openBase(st *store.Store, sp *spec.Spec) (*baseImage, error) {
+func openBase(ctx context.Context, st *store.Store, sp *spec.Spec, resolve ResolveFunc) (*baseImage, error) {
 	b := sp.Base
 	switch {
 	case b.Scratch():
@@ -39,7 +40,10 @@ func openBase(st *store.Store, sp *spec.Spec) (*baseImage, error) {
 	case b.IsPath():
 		return openBaseArchive(sp, b)
 	}
-	d, err := st.Resolve(b.Ref)
+	if resolve == nil {
+		resolve = func(_ context.Context, ref string) (v1.Hash, error) { return st.Resolve(ref) }
+	}
+	d, err := resolve(ctx, b.Ref)
 	if err != nil {
 		return nil, &spec.Error{File: sp.File, Line: b.Line, Field: "base", Err: err}
 	}

@@ -32,7 +32,13 @@ type Options struct {
 	NoCache  bool         // ignore cache entries (still refresh them)
 	WorkDir  string       // where steps keep their containers' directories while they run; required for steps
 	Log      *slog.Logger // progress; nil discards
+	// ResolveBase finds a base image named by reference in the store (pulling it, if the caller
+	// wants that); nil means look in the store only.
+	ResolveBase ResolveFunc
 }
+
+// ResolveFunc finds the stored image a reference names.
+type ResolveFunc func(ctx context.Context, ref string) (v1.Hash, error)
 
 // Result describes a committed image.
 type Result struct {
@@ -70,7 +76,7 @@ func Build(ctx context.Context, st *store.Store, sp *spec.Spec, opts Options) (*
 	}
 	defer tx.Abort()
 
-	base, err := openBase(st, sp)
+	base, err := openBase(ctx, st, sp, opts.ResolveBase)
 	if err != nil {
 		return nil, err
 	}

@@ -1,15 +1,18 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/spf13/cobra"
 
 	"github.com/kiln-project/kiln/internal/build"
+	"github.com/kiln-project/kiln/internal/registry"
 	"github.com/kiln-project/kiln/internal/spec"
 )
 
@@ -66,6 +69,10 @@ func runBuild(cmd *cobra.Command, e *env, dir, file string, tags []string, noCac
 	res, err := build.Build(cmd.Context(), st, sp, build.Options{
 		Tags: tags, Epoch: epoch, NoCache: noCache, Log: e.logger(),
 		CacheDir: filepath.Join(e.root, "cache", "layers"), WorkDir: filepath.Join(e.root, "build"),
+		ResolveBase: func(ctx context.Context, ref string) (v1.Hash, error) {
+			p := registry.Puller{Options: e.registryOptions(true, nil)}
+			return p.Ensure(ctx, st, ref, registry.PullMissing)
+		},
 	})
 	if err != nil {
 		return err

@@ -13,6 +13,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/kiln-project/kiln/internal/container"
+	"github.com/kiln-project/kiln/internal/registry"
 	"github.com/kiln-project/kiln/internal/runspec"
 	"github.com/kiln-project/kiln/internal/runtime"
 	"github.com/kiln-project/kiln/internal/volume"
@@ -39,7 +40,12 @@ func prepare(ctx context.Context, e *env, f *runFlags, image string, args []stri
 	if err != nil {
 		return nil, err
 	}
-	d, err := st.Resolve(image)
+	policy, err := registry.ParsePolicy(f.pull)
+	if err != nil {
+		return nil, err
+	}
+	puller := registry.Puller{Options: e.registryOptions(f.tlsVerify, nil)}
+	d, err := puller.Ensure(ctx, st, image, policy)
 	if err != nil {
 		return nil, err
 	}

@@ -103,6 +103,7 @@ type layerView struct {
 	state registry.State
 	bar   *progressbar.ProgressBar
 	start time.Time
+	took  time.Duration // from the first byte to Finished
 	err   error
 }
 
@@ -145,6 +146,9 @@ func (v *transferView) event(ev registry.Event) {
 		}
 	case registry.Waiting:
 	default:
+		if ev.State == registry.Finished && !l.start.IsZero() && l.took == 0 {
+			l.took = time.Since(l.start)
+		}
 		if !v.tty && prev != ev.State {
 			fmt.Fprintln(v.w, v.settled(ev.Layer, l))
 		}
@@ -169,7 +173,7 @@ func (v *transferView) settled(h v1.Hash, l *layerView) string {
 	s := fmt.Sprintf("%s %-8s %s", short(h), l.state, size(l.size))
 	switch l.state {
 	case registry.Finished:
-		if d := time.Since(l.start); d > 0 {
+		if d := l.took; d > 0 {
 			s += fmt.Sprintf(" in %s (%s/s)", d.Round(time.Millisecond), size(int64(float64(l.size)/d.Seconds())))
 		}
 	case registry.Retrying, registry.Failed:

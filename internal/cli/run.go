@@ -17,7 +17,8 @@ import (
 // runFlags are `kiln run`'s options, Docker's names and meanings.
 type runFlags struct {
 	rm, detach, interactive, tty, readOnly, privileged, init bool
-	name, workdir, user, hostname, network, entrypoint       string
+	name, workdir, user, hostname, network, entrypoint, pull string
+	tlsVerify                                                bool
 	entrypointSet                                            bool
 	env, envFiles, volumes, tmpfs, capAdd, capDrop, secOpts  []string
 }
@@ -65,6 +66,8 @@ func addRunFlags(fl *pflag.FlagSet, f *runFlags) {
 	fl.StringArrayVar(&f.capAdd, "cap-add", nil, "add a capability (or ALL)")
 	fl.StringArrayVar(&f.capDrop, "cap-drop", nil, "drop a capability (or ALL)")
 	fl.StringArrayVar(&f.secOpts, "security-opt", nil, "seccomp=unconfined|PROFILE.json, no-new-privileges")
+	fl.StringVar(&f.pull, "pull", "missing", "pull IMAGE from its registry: always, missing or never")
+	fl.BoolVar(&f.tlsVerify, "tls-verify", true, "verify the registry's certificate when pulling (HTTP is allowed for localhost)")
 }
 
 func (f *runFlags) validate() error {

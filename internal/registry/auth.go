@@ -111,7 +111,11 @@ func (o *Options) Login(ctx context.Context, server, username, password string) 
 		return "", "", &Error{Op: "login", Ref: server, Err: err}
 	}
 	if err := o.checkLogin(ctx, host, username, password); err != nil {
-		return "", "", &Error{Op: "login", Ref: host, Err: o.explain(err, host)}
+		err = o.explain(err, host)
+		if errors.Is(err, ErrUnauthorized) {
+			err = &cause{ErrUnauthorized, "the registry refused the user name or password", err}
+		}
+		return "", "", &Error{Op: "login", Ref: host, Err: err}
 	}
 	where, err = saveLogin(host, username, password)
 	if err != nil {
@@ -156,14 +160,20 @@ func saveLogin(host, username, password string) (string, error) {
 	}
 	key := authKey(host)
 	ac := clitypes.AuthConfig{Username: username, Password: password, ServerAddress: key}
-	if err := cf.GetCredentialsStore(key).Store(ac); err != nil {
-		return "", fmt.Errorf("save credentials: %w", err)
+	helper := helperFor(cf, key)
+	if helper != "" {
+		if err := cf.GetCredentialsStore(key).Store(ac); err != nil {
+			return "", fmt.Errorf("save credentials: %w", err)
+		}
+	} else {
+		// What Docker's file store does, without the warning it prints on os.Stderr.
+		cf.GetAuthConfigs()[key] = ac
 	}
 	if err := cf.Save(); err != nil {
 		return "", fmt.Errorf("save credentials: %w", err)
 	}
-	if h := helperFor(cf, key); h != "" {
-		return "docker-credential-" + h, nil
+	if helper != "" {
+		return "docker-credential-" + helper, nil
 	}
 	return cf.Filename, nil
 }

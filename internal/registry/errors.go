@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
@@ -49,7 +50,7 @@ func (o *Options) explain(err error, host string) error {
 		return re.Err
 	}
 	if e, ok := certificateError(err); ok {
-		return &cause{ErrCertificate, fmt.Sprintf("%s: %v (trust its CA in %s, or use --tls-verify=false)",
+		return &cause{ErrCertificate, fmt.Sprintf("TLS certificate of %s not trusted: %v (put its CA in %s, or use --tls-verify=false)",
 			host, e, filepath.Join(o.certsDir(), host, "ca.crt")), err}
 	}
 	var te *transport.Error
@@ -81,17 +82,27 @@ func (o *Options) explainStatus(te *transport.Error, host string) error {
 	return &cause{nil, "registry answered " + msg, te}
 }
 
-// statusText is the status and the registry's error codes and messages, without their details.
+// statusText is the status and the registry's error codes, with a message only where it says
+// more than its code.
 func statusText(te *transport.Error) string {
 	parts := []string{fmt.Sprintf("%d %s", te.StatusCode, http.StatusText(te.StatusCode))}
 	for _, d := range te.Errors {
 		s := strings.ToLower(strings.ReplaceAll(string(d.Code), "_", " "))
-		if d.Message != "" && !strings.EqualFold(d.Message, s) {
+		if d.Message != "" && !sameWords(s, d.Message) {
 			s += ": " + d.Message
 		}
 		parts = append(parts, s)
 	}
 	return strings.Join(parts, ": ")
+}
+
+// sameWords reports whether a and b have the same words, in any order and case
+// ("manifest unknown", "Unknown manifest").
+func sameWords(a, b string) bool {
+	wa, wb := strings.Fields(strings.ToLower(a)), strings.Fields(strings.ToLower(b))
+	slices.Sort(wa)
+	slices.Sort(wb)
+	return slices.Equal(wa, wb)
 }
 
 func certificateError(err error) (error, bool) {

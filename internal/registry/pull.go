@@ -54,6 +54,9 @@ func (p *Puller) Pull(ctx context.Context, st *store.Store, ref string) (*Pulled
 		return nil, &Error{Op: "pull", Ref: ref, Err: err}
 	}
 	res, err := p.pull(ctx, st, r)
+	if err != nil && ctx.Err() != nil {
+		err = fmt.Errorf("interrupted (%w): the layers fetched so far are kept; pull again to finish", ctx.Err())
+	}
 	if err != nil {
 		return nil, &Error{Op: "pull", Ref: ref, Err: p.explain(err, r.Context().RegistryStr())}
 	}

@@ -111,12 +111,16 @@ func (o *Options) parseReference(s string) (name.Reference, error) {
 		return ref, nil
 	}
 	// ParseReference only says it could not; the parser of the form s has says why.
+	why := err
 	if strings.Contains(s, "@") {
 		_, err = name.NewDigest(s, o.nameOptions()...)
 	} else {
 		_, err = name.NewTag(s, o.nameOptions()...)
 	}
-	return nil, fmt.Errorf("%w: %v", ErrInvalidReference, err)
+	if err != nil {
+		why = err
+	}
+	return nil, fmt.Errorf("%w: %v", ErrInvalidReference, why)
 }
 
 func (o *Options) nameOptions() []name.Option {

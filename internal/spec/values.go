@@ -3,6 +3,7 @@ package spec
 import (
 	"errors"
 	"fmt"
+	"github.com/google/go-containerregistry/pkg/name"
 	"io/fs"
 	"os"
 	"path"
@@ -156,8 +157,15 @@ func checkTag(s string) error {
 	return nil
 }
 
-// checkStoreRef checks "name", "name:tag" or "sha256:<64 hex>".
+// checkStoreRef checks "name", "name:tag" or "sha256:<64 hex>", or a registry reference
+// ("host[:port]/repo[:tag]", "repo@sha256:..."), which kiln pulls when the store lacks it.
 func checkStoreRef(s string) error {
+	if isRegistryRef(s) {
+		if _, err := name.ParseReference(s); err != nil {
+			return fmt.Errorf("%q is not a valid image reference: %w", s, err)
+		}
+		return nil
+	}
 	if strings.HasPrefix(s, "sha256:") {
 		if !digestRE().MatchString(s) {
 			return fmt.Errorf("%q is not a sha256 digest (sha256: and 64 lower-case hex digits)", s)
@@ -198,4 +206,14 @@ func checkZone(s string) error {
 		return fmt.Errorf("%q is not a zone name such as Europe/Paris", s)
 	}
 	return nil
+}
+
+// isRegistryRef reports whether s names a registry (its first component is a host: it has a dot
+// or a port, or is localhost) or pins a digest with "@".
+func isRegistryRef(s string) bool {
+	if strings.Contains(s, "@") {
+		return true
+	}
+	first, _, hasSlash := strings.Cut(s, "/")
+	return hasSlash && (strings.ContainsAny(first, ".:") || first == "localhost")
 }
