@@ -67,7 +67,7 @@ content-addressed store. Images move in and out as OCI archives and docker archi
 	root.AddCommand(
 		newBuild(e), newImages(e), newInspect(e), newRmi(e), newTag(e),
 		newGC(e), newCheck(e), newSave(e), newLoad(e), newVersion(e),
-		newRun(e), newPs(e), newLogs(e), newStop(e), newKill(e), newRm(e), newWait(e), newExec(e), newVolume(e),
+		newRun(e), newImport(e), newPs(e), newLogs(e), newStop(e), newKill(e), newRm(e), newWait(e), newExec(e), newVolume(e),
 		newPush(e), newPull(e), newLogin(e), newLogout(e),
 	)
 	return root
