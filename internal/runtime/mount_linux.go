@@ -185,8 +185,9 @@ func makeTarget(root string, m specs.Mount, bind bool) (*os.File, error) {
 	}
 	defer parent.Close()
 	name := path.Base(m.Destination)
-	fd, err := unix.Openat(int(parent.Fd()), name, unix.O_CREAT|unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o644)
-	if err != nil && !errors.Is(err, unix.ELOOP) {
+	// O_EXCL: only ever create; never open what the image has there (a fifo would block us).
+	fd, err := unix.Openat(int(parent.Fd()), name, unix.O_CREAT|unix.O_EXCL|unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o644)
+	if err != nil && !errors.Is(err, unix.EEXIST) {
 		return nil, &os.PathError{Op: "create mount point", Path: m.Destination, Err: err}
 	}
 	if err == nil {

@@ -163,7 +163,8 @@ func cloneFlags(nss []specs.LinuxNamespace) (uintptr, error) {
 // reads until the init execs the workload (EOF) or reports an error. A console's master arrives
 // on the way.
 func handshake(ctx context.Context, sock *os.File, msg *initConfig, ready func() error) (*os.File, error) {
-	stop := context.AfterFunc(ctx, func() { sock.Close() })
+	// shutdown, not close: it wakes a recvmsg blocked on the socket; the caller then kills the init.
+	stop := context.AfterFunc(ctx, func() { unix.Shutdown(int(sock.Fd()), unix.SHUT_RDWR) })
 	defer stop()
 	if err := json.NewEncoder(sock).Encode(msg); err != nil {
 		return nil, &Error{Code: 125, Err: fmt.Errorf("send config to container init: %w", err)}
@@ -180,7 +181,13 @@ func handshake(ctx context.Context, sock *os.File, msg *initConfig, ready func()
 	if len(fds) > 0 {
 		console = os.NewFile(uintptr(fds[0]), "console")
 	}
+	if ctx.Err() != nil { // interrupted: the EOF was ours, not the init's exec
+		err = ctx.Err()
+	}
 	if err != nil {
+		if console != nil {
+			console.Close()
+		}
 		return nil, &Error{Code: 125, Err: fmt.Errorf("container init: %w", err)}
 	}
 	data = bytes.TrimPrefix(data, []byte{consoleByte})

@@ -1,12 +1,14 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // Each attempt runs inside a real container with the default security and must fail. The
@@ -121,5 +123,23 @@ func TestInheritedDescriptorsDoNotLeak(t *testing.T) {
 	}
 	if fds := strings.Fields(string(out)); strings.Join(fds, " ") != "0 1 2" {
 		t.Errorf("the container's shell holds descriptors %v, want 0 1 2", fds)
+	}
+}
+
+// A fifo the image has at a bind mount's target must not hang the start (opening it would wait
+// for a writer forever).
+func TestBindOverImageFifo(t *testing.T) {
+	root := t.TempDir()
+	busyboxImage(t, root)
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "kiln.yaml"), "name: fifo\nbase: busybox\nsteps:\n  - busybox mkfifo /etc/x\n", 0o644)
+	mustKiln(t, root, "build", dir)
+	host := filepath.Join(t.TempDir(), "f")
+	writeFile(t, host, "bound\n", 0o644)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, kiln, "--root", root, "run", "--rm", "-v", host+":/etc/x", "fifo", "cat", "/etc/x").CombinedOutput()
+	if err != nil || string(out) != "bound\n" {
+		t.Errorf("run with a bind over the image's fifo: %v %q", err, out)
 	}
 }
