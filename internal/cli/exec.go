@@ -77,12 +77,18 @@ func execIn(cmd *cobra.Command, e *env, f *execFlags, ref string, args []string)
 	if f.interactive {
 		stdio.Stdin = fileOr(e.stdin, os.Stdin)
 	}
+	sh, err := newShield(stdio)
+	if err != nil {
+		return err
+	}
 	sigs := catchSignals()
-	proc, err := runtime.Exec(cmd.Context(), runtime.ExecConfig{Pid: s.Pid, Process: p, Seccomp: spec.Linux.Seccomp, Stdio: stdio})
+	proc, err := runtime.Exec(cmd.Context(), runtime.ExecConfig{Pid: s.Pid, Process: p, Seccomp: spec.Linux.Seccomp, Stdio: sh.stdio})
+	sh.started()
 	if err != nil {
 		signal.Stop(sigs)
 		return err
 	}
+	defer sh.wait()
 	stop := forwardSignals(sigs, func(sig syscall.Signal) { proc.Signal(sig) })
 	defer stop()
 	detachTTY := func() {}

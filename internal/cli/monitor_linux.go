@@ -8,10 +8,12 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"os/signal"
 	goruntime "runtime"
 	"runtime/debug"
 	"strconv"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -64,9 +66,13 @@ func Monitor() {
 	switch {
 	case len(os.Args) == 3 && os.Args[0] == monitorArg0:
 		goruntime.LockOSThread() // the container's parent thread; see becomeWaiter
+		// Nothing of the caller's (its directory, its descriptors above the report pipe) stays
+		// with a monitor that lives as long as the container.
+		os.Chdir("/")
+		unix.CloseRange(4, ^uint(0), unix.CLOSE_RANGE_CLOEXEC)
 		os.Exit(monitor(os.Args[1], os.Args[2], os.NewFile(3, "report")))
-	case len(os.Args) == 5 && os.Args[0] == waiterArg0:
-		os.Exit(waiter(os.Args[1], os.Args[2], os.Args[3], os.Args[4] == "console"))
+	case len(os.Args) == 6 && os.Args[0] == waiterArg0:
+		os.Exit(waiter(os.Args[1], os.Args[2], os.Args[3:]))
 	}
 }
 
@@ -85,18 +91,28 @@ func monitor(root, id string, report *os.File) int {
 		tell(monitorReport{Code: 125, Error: err.Error()})
 		return 1
 	}
-	ctr, err := p.start(context.Background(), runtime.Stdio{Stdout: log, Stderr: log})
+	// The container writes into a pipe, never the log file itself (see shield.go).
+	r, w, err := os.Pipe()
+	if err != nil {
+		p.discard()
+		tell(monitorReport{Code: 125, Error: err.Error()})
+		return 1
+	}
+	ctr, err := p.start(context.Background(), runtime.Stdio{Stdout: w, Stderr: w})
+	w.Close()
 	if err != nil {
 		p.discard()
 		tell(monitorReport{Code: runtime.ExitCode(err), Error: err.Error()})
 		return 1
 	}
 	tell(monitorReport{})
-	err = becomeWaiter(root, id, ctr, log)
-	// Only if the exec failed: wait here, with everything start-up left in memory.
+	src := r
 	if c := ctr.Console(); c != nil {
-		go io.Copy(log, c)
+		src = c
 	}
+	becomeWaiter(root, id, ctr, log, src)
+	// Only if the exec failed: wait here, with everything start-up left in memory.
+	go io.Copy(log, src)
 	p.finish(ctr)
 	return 0
 }
@@ -104,39 +120,36 @@ func monitor(root, id string, report *os.File) int {
 // waiterArg0 marks the lean half of a monitor: the same process after an execve, waiting.
 const waiterArg0 = "kiln-wait"
 
-// The waiter's file descriptors: the log, and the console's master with -t.
-const (
-	fdLog     = 3
-	fdConsole = 4
-)
-
 // becomeWaiter replaces the monitor's program with a fresh kiln that only waits: the container
 // stays its child across execve, and none of what preparing and starting it used stays
 // resident. The fork and this exec happen on the same locked thread, so the container's
-// parent-death signal does not fire.
-func becomeWaiter(root, id string, ctr *runtime.Container, log *os.File) error {
-	if err := unix.Dup3(int(log.Fd()), fdLog, 0); err != nil {
-		return err
-	}
-	console := "no-console"
-	if c := ctr.Console(); c != nil {
-		if err := unix.Dup3(int(c.Fd()), fdConsole, 0); err != nil {
+// parent-death signal does not fire. log and src (the pipe or console the container writes to)
+// survive the exec under their own numbers.
+func becomeWaiter(root, id string, ctr *runtime.Container, log, src *os.File) error {
+	for _, f := range []*os.File{log, src} {
+		if _, err := unix.FcntlInt(f.Fd(), unix.F_SETFD, 0); err != nil {
 			return err
 		}
-		console = "console"
 	}
-	args := []string{waiterArg0, root, id, strconv.Itoa(ctr.Pid()), console}
+	args := []string{waiterArg0, root, id, strconv.Itoa(ctr.Pid()),
+		strconv.Itoa(int(log.Fd())), strconv.Itoa(int(src.Fd()))}
 	return unix.Exec("/proc/self/exe", args, os.Environ())
 }
 
-// waiter is the monitor after becomeWaiter: copy a console to the log if there is one, wait for
-// the container, record its end.
-func waiter(root, id, pid string, console bool) int {
-	n, err := strconv.Atoi(pid)
-	if err != nil {
-		return 1
+// waiter is the monitor after becomeWaiter: copy the container's output to the log, wait for the
+// container, record its end. Signals meant for a terminal, or a shutdown's first round, do not
+// end it: the container's exit does.
+func waiter(root, id string, args []string) int {
+	signal.Ignore(syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	var nums [3]int
+	for i, a := range args {
+		n, err := strconv.Atoi(a)
+		if err != nil {
+			return 1
+		}
+		nums[i] = n
 	}
-	ctr, err := runtime.Adopt(id, n)
+	ctr, err := runtime.Adopt(id, nums[0])
 	if err != nil {
 		return 1
 	}
@@ -148,12 +161,19 @@ func waiter(root, id, pid string, console bool) int {
 	if err != nil {
 		return 1
 	}
-	if console {
-		go io.Copy(os.NewFile(fdLog, "log"), os.NewFile(fdConsole, "console"))
-	}
+	copied := make(chan struct{})
+	go func() {
+		io.Copy(os.NewFile(uintptr(nums[1]), "log"), os.NewFile(uintptr(nums[2]), "output"))
+		close(copied)
+	}()
 	debug.FreeOSMemory()
 	trimResident()
-	(&prepared{rec: rec, root: root}).finish(ctr)
+	exit, _ := ctr.Wait()
+	select { // what the container wrote before it exited
+	case <-copied:
+	case <-time.After(time.Second):
+	}
+	(&prepared{rec: rec, root: root}).record(exit.Code)
 	return 0
 }
 

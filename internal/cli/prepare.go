@@ -181,6 +181,13 @@ func (p *prepared) start(ctx context.Context, stdio runtime.Stdio) (*runtime.Con
 // exit status.
 func (p *prepared) finish(ctr *runtime.Container) int {
 	exit, _ := ctr.Wait()
+	p.record(exit.Code)
+	return exit.Code
+}
+
+// record writes how the container ended, and removes it if it was run with --rm.
+func (p *prepared) record(code int) {
+	exit := runtime.Exit{Code: code}
 	var auto bool
 	p.rec.Update(func(s *container.State) error {
 		s.Status, s.ExitCode, s.Finished = container.StatusExited, exit.Code, time.Now().UTC()
@@ -190,7 +197,6 @@ func (p *prepared) finish(ctr *runtime.Container) int {
 	if auto {
 		p.discard()
 	}
-	return exit.Code
 }
 
 // discard removes the container's record and the anonymous volumes made for it.

@@ -113,13 +113,20 @@ func foreground(ctx context.Context, e *env, f *runFlags, p *prepared) error {
 	if f.tty {
 		p.spec.Process.ConsoleSize = consoleSize(fileOr(e.stdin, os.Stdin))
 	}
+	sh, err := newShield(stdio)
+	if err != nil {
+		p.discard()
+		return err
+	}
 	sigs := catchSignals()
-	ctr, err := p.start(ctx, stdio)
+	ctr, err := p.start(ctx, sh.stdio)
+	sh.started()
 	if err != nil {
 		signal.Stop(sigs)
 		p.discard()
 		return err
 	}
+	defer sh.wait()
 	stop := forwardSignals(sigs, func(s syscall.Signal) { ctr.Signal(s) })
 	defer stop()
 	detachTTY := func() {}

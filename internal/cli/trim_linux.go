@@ -10,8 +10,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// trimResident drops from this process's resident set the pages of its executable that it can
-// read back from the file: code and read-only data (never writable mappings). A monitor idles
+// trimResident drops from this process's resident set the pages of its executable's code, which
+// the kernel can read back from the file. A monitor idles
 // for its container's whole life; what it ran to start it need not stay resident, and if it runs
 // again the kernel faults it back in from the page cache, a page at a time.
 func trimResident() {
@@ -38,7 +38,9 @@ func trimResident() {
 // readOnlyMappingOf parses a /proc/self/maps line: "start-end perms offset dev inode path".
 func readOnlyMappingOf(line string, exe os.FileInfo) (uintptr, uintptr, bool) {
 	fields := strings.Fields(line)
-	if len(fields) < 6 || strings.Contains(fields[1], "w") {
+	// Code only: a PIE's read-only data includes RELRO, relocated at start; dropping it would
+	// read back unrelocated pages from the file.
+	if len(fields) < 6 || fields[1] != "r-xp" {
 		return 0, 0, false
 	}
 	st, ok := exe.Sys().(*syscall.Stat_t)

@@ -14,6 +14,8 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"github.com/kiln-project/kiln/internal/devcgroup"
 )
 
 // ExecConfig describes a process to run in a running container.
@@ -45,13 +47,29 @@ func Exec(ctx context.Context, cfg ExecConfig) (*Container, error) {
 	if err != nil {
 		return nil, &Error{Code: 125, Err: err}
 	}
-	cmd := &exec.Cmd{Path: fmt.Sprintf("/proc/self/fd/%d", fdExe), Args: []string{initArg0}, Env: []string{},
-		ExtraFiles: []*os.File{exe, theirs}, SysProcAttr: &syscall.SysProcAttr{Setsid: true}}
-	if !cfg.Process.Terminal {
-		setStdio(cmd, cfg.Stdio)
+	mnt, others := splitMount(nss)
+	// The helper is forked in our mount namespace (so the kiln it runs is ours, whatever the
+	// container did to its /proc) and enters the container's mount namespace itself, first thing.
+	files, args := []*os.File{exe, theirs}, []string{initArg0}
+	if mnt != nil {
+		files, args = append(files, mnt), append(args, mountNSArg)
 	}
-	err = startInNamespaces(cmd, nss)
+	cmd := &exec.Cmd{Path: fmt.Sprintf("/proc/self/fd/%d", fdExe), Args: args, Env: []string{},
+		ExtraFiles: files, SysProcAttr: &syscall.SysProcAttr{Setsid: true}}
+	// Born in the container's cgroup2 cgroup: under its device filter before it opens anything.
+	if cg, err := containerCgroup2(cfg.Pid); err == nil && cg != nil {
+		defer cg.Close()
+		cmd.SysProcAttr.UseCgroupFD, cmd.SysProcAttr.CgroupFD = true, int(cg.Fd())
+	}
+	closeNull, err := hostStdio(cmd, cfg.Stdio, cfg.Process.Terminal)
+	if err != nil {
+		ours.Close()
+		theirs.Close()
+		return nil, &Error{Code: 125, Err: err}
+	}
+	err = startInNamespaces(cmd, others)
 	theirs.Close()
+	closeNull()
 	if err != nil {
 		ours.Close()
 		return nil, &Error{Code: 125, Err: err}
@@ -67,6 +85,7 @@ func Exec(ctx context.Context, cfg ExecConfig) (*Container, error) {
 	console, err := handshake(ctx, ours, msg, join)
 	ours.Close()
 	if err != nil {
+		c.proc.Kill()
 		c.proc.Wait()
 		return nil, err
 	}
@@ -124,11 +143,6 @@ func startInNamespaces(cmd *exec.Cmd, nss []namespace) error {
 	done := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
-		// setns(CLONE_NEWNS) needs a thread whose fs state (root, cwd) is its own.
-		if err := unix.Unshare(unix.CLONE_FS); err != nil {
-			done <- fmt.Errorf("unshare fs: %w", err)
-			return
-		}
 		for _, ns := range nss {
 			if err := unix.Setns(int(ns.f.Fd()), 0); err != nil {
 				done <- fmt.Errorf("join %s namespace: %w", ns.kind, err)
@@ -183,8 +197,97 @@ func initExec(g *gate, cfg *initConfig) error {
 	if cfg.Spec == nil || cfg.Spec.Process == nil || len(cfg.Spec.Process.Args) == 0 {
 		return errorf(125, "exec: no process")
 	}
+	if err := enterMountNamespace(); err != nil {
+		return err
+	}
 	if err := openConsole(g.sock, "/", cfg.Spec.Process); err != nil {
 		return wrapStep("set up console", err)
 	}
 	return startWorkload(g, cfg.Spec, cfg.Seccomp)
+}
+
+// fdMountNS is where Exec passes the container's mount namespace to its helper, which it says
+// with mountNSArg (a descriptor's mere presence proves nothing: the Go runtime opens its own).
+const (
+	fdMountNS  = 5
+	mountNSArg = "mount-namespace-on-fd-5"
+)
+
+// enterMountNamespace moves this thread (locked; the one that execs) into the container's mount
+// namespace, whose root and working directory then become its own.
+func enterMountNamespace() error {
+	if len(os.Args) < 2 || os.Args[1] != mountNSArg {
+		return nil // the container shares the runtime's mount namespace
+	}
+	defer unix.Close(fdMountNS)
+	// setns(CLONE_NEWNS) needs a thread whose fs state (root, cwd) is its own.
+	if err := unix.Unshare(unix.CLONE_FS); err != nil {
+		return errorf(125, "unshare fs: %v", err)
+	}
+	if err := unix.Setns(fdMountNS, unix.CLONE_NEWNS); err != nil {
+		return errorf(125, "join mount namespace: %v", err)
+	}
+	return nil
+}
+
+// splitMount separates the mount namespace from the others.
+func splitMount(nss []namespace) (*os.File, []namespace) {
+	var mnt *os.File
+	var others []namespace
+	for _, ns := range nss {
+		if ns.kind == "mnt" {
+			mnt = ns.f
+			continue
+		}
+		others = append(others, ns)
+	}
+	return mnt, others
+}
+
+// containerCgroup2 opens the cgroup2 cgroup of the container's process, or nil without one.
+func containerCgroup2(pid int) (*os.File, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+	if err != nil {
+		return nil, err
+	}
+	u := devcgroup.Unified()
+	for _, line := range strings.Split(string(b), "\n") {
+		if rel, ok := strings.CutPrefix(line, "0::"); ok && u != "" && rel != "/" {
+			return os.Open(filepath.Join(u, rel))
+		}
+	}
+	return nil, nil
+}
+
+// hostStdio gives the helper explicit stdio, opened here in the host's namespaces: left to
+// os/exec, a missing stream would be opened as /dev/null after joining the container's, where
+// the container decides what /dev/null is. The returned function closes what it opened.
+func hostStdio(cmd *exec.Cmd, s Stdio, terminal bool) (func(), error) {
+	if terminal {
+		s = Stdio{} // the helper's stdio becomes the console; until then, /dev/null
+	}
+	var opened []*os.File
+	cleanup := func() {
+		for _, f := range opened {
+			f.Close()
+		}
+	}
+	for i, f := range []**os.File{&s.Stdin, &s.Stdout, &s.Stderr} {
+		if *f != nil {
+			continue
+		}
+		flag := os.O_WRONLY
+		if i == 0 {
+			flag = os.O_RDONLY
+		}
+		null, err := os.OpenFile(os.DevNull, flag, 0)
+		if err != nil {
+			cleanup()
+			return nil, err
+		}
+		*f = null
+		opened = append(opened, null)
+	}
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = s.Stdin, s.Stdout, s.Stderr
+	return cleanup, nil
 }

@@ -92,7 +92,7 @@ func runInit(sock *os.File) error {
 	if err := dec.Decode(&cfg); err != nil {
 		return errorf(125, "read config: %v", err)
 	}
-	g := &gate{r: io.MultiReader(dec.Buffered(), sock), sock: sock}
+	g := &gate{r: io.MultiReader(dec.Buffered(), sock), sock: sock, mode: cfg.Mode}
 	unix.Umask(0)
 	switch cfg.Mode {
 	case modeRun:
@@ -157,6 +157,7 @@ func wrapStep(name string, err error) error {
 type gate struct {
 	r    io.Reader
 	sock *os.File
+	mode string
 }
 
 // wait blocks until the parent says the init is in its cgroups.

@@ -27,10 +27,8 @@ func startWorkload(g *gate, s *specs.Spec, filter []unix.SockFilter) error {
 	if err := setRlimits(p.Rlimits); err != nil {
 		return err
 	}
-	if p.Cwd != "" {
-		if err := unix.Chdir(p.Cwd); err != nil {
-			return errorf(125, "chdir to work directory %s: %v", p.Cwd, err)
-		}
+	if err := chdirInRoot(p.Cwd); err != nil {
+		return err
 	}
 	path, err := lookPath(p)
 	if err != nil {
@@ -51,6 +49,13 @@ func startWorkload(g *gate, s *specs.Spec, filter []unix.SockFilter) error {
 	}
 	if err := dropPrivileges(p, c); err != nil {
 		return err
+	}
+	// A change of credentials clears the parent-death signal; a container's process must still
+	// die with its monitor. (Not for exec: its parent thread ends right after starting it.)
+	if g.mode == modeRun {
+		if err := unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, 0, 0); err != nil {
+			return errorf(125, "pdeathsig: %v", err)
+		}
 	}
 	if p.NoNewPrivileges {
 		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
@@ -136,9 +141,7 @@ func dropPrivileges(p *specs.Process, c caps) error {
 	if err := applyCaps(c); err != nil {
 		return errorf(125, "%v", err)
 	}
-	// A change of credentials clears the parent-death signal; the container must still die
-	// with its monitor.
-	return unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, 0, 0)
+	return nil
 }
 
 // lookPath finds the command the way execvp does, in the container, with its PATH.
@@ -213,6 +216,30 @@ func closeInherited() error {
 		if fd, err := strconv.Atoi(e.Name()); err == nil && fd > 2 {
 			unix.CloseOnExec(fd)
 		}
+	}
+	return nil
+}
+
+// chdirInRoot enters the working directory as resolved inside the container's root, refusing
+// magic links: a cwd planted as a symlink to /proc/self/fd/N must not reach a host directory
+// through a descriptor the process still holds (CVE-2024-21626).
+func chdirInRoot(dir string) error {
+	if dir == "" {
+		dir = "/"
+	}
+	fd, err := unix.Openat2(unix.AT_FDCWD, "/", &unix.OpenHow{Flags: unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC})
+	if err != nil {
+		return errorf(125, "open root: %v", err)
+	}
+	defer unix.Close(fd)
+	cwd, err := unix.Openat2(fd, dir, &unix.OpenHow{Flags: unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC,
+		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS})
+	if err != nil {
+		return errorf(125, "chdir to work directory %s: %v", dir, err)
+	}
+	defer unix.Close(cwd)
+	if err := unix.Fchdir(cwd); err != nil {
+		return errorf(125, "chdir to work directory %s: %v", dir, err)
 	}
 	return nil
 }

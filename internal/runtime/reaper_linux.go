@@ -26,7 +26,7 @@ func reap(sock *os.File, path string, p *specs.Process) error {
 		if code, done := reapAll(proc.Pid); done {
 			os.Exit(code)
 		}
-		if s := <-sigs; s != syscall.SIGCHLD {
+		if s := <-sigs; s != syscall.SIGCHLD && s != syscall.SIGURG { // SIGURG is Go's own
 			unix.Kill(proc.Pid, s.(syscall.Signal))
 		}
 	}

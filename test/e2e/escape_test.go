@@ -143,3 +143,35 @@ func TestBindOverImageFifo(t *testing.T) {
 		t.Errorf("run with a bind over the image's fifo: %v %q", err, out)
 	}
 }
+
+// A host file given as stdio (kiln run ... > file, < file) must not be reachable through
+// /proc/self/fd: the container gets a pipe, kiln copies.
+func TestStdioFilesAreShielded(t *testing.T) {
+	root := t.TempDir()
+	busyboxImage(t, root)
+	dir := t.TempDir()
+	out, err := os.Create(filepath.Join(dir, "out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := filepath.Join(dir, "in")
+	writeFile(t, in, "original\n", 0o444)
+	stdin, _ := os.Open(in)
+	cmd := exec.Command(kiln, "--root", root, "run", "--rm", "-i", "busybox", "sh", "-c",
+		"echo hello; chmod 4755 /proc/self/fd/1; echo pwned > /proc/self/fd/0; true")
+	var stderr strings.Builder
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, out, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("run: %v %s", err, stderr.String())
+	}
+	out.Close()
+	if fi, _ := os.Stat(out.Name()); fi.Mode()&os.ModeSetuid != 0 || fi.Mode().Perm() != 0o644 {
+		t.Errorf("the container changed the mode of kiln's stdout file: %v", fi.Mode())
+	}
+	if b, _ := os.ReadFile(out.Name()); string(b) != "hello\n" {
+		t.Errorf("stdout file: %q", b)
+	}
+	if b, _ := os.ReadFile(in); string(b) != "original\n" {
+		t.Errorf("the container rewrote kiln's stdin file: %q", b)
+	}
+}
