@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kiln-project/kiln/internal/container"
+	"github.com/kiln-project/kiln/internal/runtime"
 	"github.com/kiln-project/kiln/internal/volume"
 )
 
@@ -62,7 +63,10 @@ func rmOne(e *env, ref string, force, vols bool) error {
 			}
 		}
 	}
-	return rec.Remove()
+	if err := rec.Remove(); err != nil {
+		return err
+	}
+	return runtime.Cleanup(s.ID) // a monitor killed with -9 could not remove the cgroup itself
 }
 
 func newWait(e *env) *cobra.Command {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+	"golang.org/x/term"
 
 	"github.com/kiln-project/kiln/internal/runtime"
 )
@@ -70,6 +71,15 @@ func addRunFlags(fl *pflag.FlagSet, f *runFlags) {
 	fl.BoolVar(&f.tlsVerify, "tls-verify", true, "verify the registry's certificate when pulling (HTTP is allowed for localhost)")
 }
 
+// checkTerminal refuses -it without a terminal to read from, as Docker does: EOF can never
+// reach a terminal's reader, so the container would wait forever.
+func checkTerminal(f *runFlags, in *os.File) error {
+	if f.tty && f.interactive && !term.IsTerminal(int(in.Fd())) {
+		return errors.New("the input device is not a TTY (drop -t, or run kiln from a terminal)")
+	}
+	return nil
+}
+
 func (f *runFlags) validate() error {
 	switch f.network {
 	case "none", "host":
@@ -91,6 +101,9 @@ func runContainer(cmd *cobra.Command, e *env, f *runFlags, image string, args []
 
 func runContainerErr(cmd *cobra.Command, e *env, f *runFlags, image string, args []string) error {
 	if err := f.validate(); err != nil {
+		return err
+	}
+	if err := checkTerminal(f, fileOr(e.stdin, os.Stdin)); err != nil {
 		return err
 	}
 	p, err := prepare(cmd.Context(), e, f, image, args)

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"strings"
 	"syscall"
 	"time"
 
@@ -43,7 +44,7 @@ func stopOne(ctx context.Context, e *env, ref string, grace time.Duration) error
 	}
 	sig := syscall.SIGTERM
 	if s.StopSignal != "" {
-		if n := unix.SignalNum(s.StopSignal); n != 0 {
+		if n, err := parseSignal(s.StopSignal); err == nil {
 			sig = n
 		}
 	}
@@ -130,5 +131,28 @@ func parseSignal(s string) (syscall.Signal, error) {
 	if sig := unix.SignalNum(name); sig != 0 {
 		return sig, nil
 	}
+	if n, ok := rtSignal(name); ok {
+		return n, nil
+	}
 	return 0, fmt.Errorf("--signal %q: unknown signal", s)
+}
+
+// rtSignal reads SIGRTMIN+n and SIGRTMAX-n as Linux numbers them (RTMIN is 34 as glibc sees it).
+func rtSignal(name string) (syscall.Signal, bool) {
+	var n int
+	switch {
+	case name == "SIGRTMIN":
+		return 34, true
+	case name == "SIGRTMAX":
+		return 64, true
+	case strings.HasPrefix(name, "SIGRTMIN+"):
+		if _, err := fmt.Sscanf(name, "SIGRTMIN+%d", &n); err == nil && 34+n <= 64 {
+			return syscall.Signal(34 + n), true
+		}
+	case strings.HasPrefix(name, "SIGRTMAX-"):
+		if _, err := fmt.Sscanf(name, "SIGRTMAX-%d", &n); err == nil && 64-n >= 34 {
+			return syscall.Signal(64 - n), true
+		}
+	}
+	return 0, false
 }

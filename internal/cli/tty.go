@@ -18,8 +18,11 @@ import (
 func attachConsole(console *os.File, in *os.File, out io.Writer, interactive bool) func() {
 	var restore func()
 	if term.IsTerminal(int(in.Fd())) {
-		if st, err := term.MakeRaw(int(in.Fd())); err == nil {
-			restore = func() { term.Restore(int(in.Fd()), st) }
+		// Raw only when the keys go to the container (-i): without -i, ^C must still reach kiln.
+		if interactive {
+			if st, err := term.MakeRaw(int(in.Fd())); err == nil {
+				restore = func() { term.Restore(int(in.Fd()), st) }
+			}
 		}
 		resize(in, console)
 		winch := make(chan os.Signal, 1)

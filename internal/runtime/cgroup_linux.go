@@ -186,3 +186,7 @@ func existingCgroup(id string) *cgroup {
 	}
 	return cg
 }
+
+// Cleanup removes what the runtime made on the host for container id and left behind when its
+// monitor was killed: its cgroups. Safe to call when there is nothing.
+func Cleanup(id string) error { return existingCgroup(id).remove() }

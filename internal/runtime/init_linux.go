@@ -57,6 +57,10 @@ type initError struct {
 // consoleByte precedes the init's messages when it passes the console's master.
 const consoleByte = 'C'
 
+// readyByte is the init's last word before it execs the workload: EOF without it means the
+// init died during setup.
+const readyByte = 'R'
+
 // goByte follows the config once the parent has put the init in its cgroups: the init may exec.
 const goByte = 'G'
 

@@ -69,6 +69,7 @@ func startWorkload(g *gate, s *specs.Spec, filter []unix.SockFilter) error {
 	if s.Annotations[InitAnnotation] == "true" {
 		return reap(g.sock, path, p)
 	}
+	g.sock.Write([]byte{readyByte}) // the socket closes on exec; an exec error follows it
 	err = unix.Exec(path, p.Args, p.Env)
 	return execError(p.Args[0], err)
 }

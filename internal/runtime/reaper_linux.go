@@ -21,6 +21,7 @@ func reap(sock *os.File, path string, p *specs.Process) error {
 	if err != nil {
 		return execError(p.Args[0], err)
 	}
+	sock.Write([]byte{readyByte})
 	sock.Close() // the parent's handshake ends: the workload runs
 	for {
 		if code, done := reapAll(proc.Pid); done {

@@ -191,11 +191,18 @@ func handshake(ctx context.Context, sock *os.File, msg *initConfig, ready func()
 		return nil, &Error{Code: 125, Err: fmt.Errorf("container init: %w", err)}
 	}
 	data = bytes.TrimPrefix(data, []byte{consoleByte})
-	if len(data) == 0 {
+	execed := len(data) > 0 && data[0] == readyByte
+	if execed {
+		data = data[1:]
+	}
+	if execed && len(data) == 0 {
 		return console, nil
 	}
 	if console != nil {
 		console.Close()
+	}
+	if len(data) == 0 {
+		return nil, &Error{Code: 125, Err: errors.New("container init ended before starting the workload")}
 	}
 	var e initError
 	if err := json.Unmarshal(data, &e); err != nil {

@@ -244,7 +244,16 @@ func TestMonitorKilled(t *testing.T) {
 	if st[0].Status != "exited" {
 		t.Errorf("after kill -9 of its monitor the container is %q", st[0].Status)
 	}
+	id := strings.TrimSpace(mustKiln(t, root, "inspect", "orphan").stdout)
 	mustKiln(t, root, "rm", "orphan")
+	for _, dir := range []string{"/sys/fs/cgroup/unified/kiln", "/sys/fs/cgroup/kiln"} {
+		entries, _ := os.ReadDir(dir)
+		for _, e := range entries {
+			if strings.Contains(id, e.Name()) {
+				t.Errorf("kiln rm left the cgroup %s/%s of a container whose monitor was killed", dir, e.Name())
+			}
+		}
+	}
 	if mounts, _ := os.ReadFile("/proc/self/mountinfo"); strings.Contains(string(mounts), root) {
 		t.Errorf("mounts under the kiln root leaked:\n%s", mounts)
 	}

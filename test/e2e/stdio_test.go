@@ -20,6 +20,12 @@ func TestRunStdin(t *testing.T) {
 	if err != nil || string(out) != "through stdin\n" {
 		t.Errorf("-i: %v %q", err, out)
 	}
+	// -it on a pipe is refused, as Docker does: EOF could never reach the terminal's reader.
+	cmd = exec.Command(kiln, "--root", root, "run", "--rm", "-it", "busybox", "cat")
+	cmd.Stdin = strings.NewReader("x\n")
+	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "not a TTY") {
+		t.Errorf("-it without a terminal: %v %q", err, out)
+	}
 	// Without -i the container's stdin is empty, as with Docker.
 	cmd = exec.Command(kiln, "--root", root, "run", "--rm", "busybox", "cat")
 	cmd.Stdin = strings.NewReader("not passed\n")
