@@ -69,6 +69,7 @@ content-addressed store. Images move in and out as OCI archives and docker archi
 		newGC(e), newCheck(e), newSave(e), newLoad(e), newVersion(e),
 		newRun(e), newImport(e), newPs(e), newLogs(e), newStop(e), newKill(e), newRm(e), newWait(e), newExec(e), newVolume(e),
 		newPush(e), newPull(e), newLogin(e), newLogout(e),
+		newNetwork(e), newPort(e), newStats(e), newBake(e), newBoot(e),
 	)
 	return root
 }

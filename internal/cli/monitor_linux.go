@@ -173,7 +173,7 @@ func waiter(root, id string, args []string) int {
 	case <-copied:
 	case <-time.After(time.Second):
 	}
-	(&prepared{rec: rec, root: root}).record(exit.Code)
+	(&prepared{rec: rec, root: root}).record(exit)
 	return 0
 }
 

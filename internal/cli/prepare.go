@@ -104,7 +104,7 @@ func specOptions(f *runFlags, rec *container.Container, cf *v1.ConfigFile, args 
 		ID: rec.ID(), Image: cf, Args: args, Env: f.env, EnvFiles: f.envFiles, HostEnv: os.LookupEnv,
 		Workdir: f.workdir, User: f.user, Hostname: f.hostname, Terminal: f.tty, ReadOnly: f.readOnly,
 		Tmpfs: f.tmpfs, Binds: binds, CapAdd: f.capAdd, CapDrop: f.capDrop, Privileged: f.privileged,
-		SecurityOpt: f.secOpts, Network: f.network, Init: f.init, LayerDirs: dirs,
+		SecurityOpt: f.secOpts, Network: f.network, Init: f.init, LayerDirs: dirs, Limits: f.limits.limits,
 		RootPath: filepath.Join(rec.Dir(), "rootfs"),
 	}
 	if f.entrypointSet {
@@ -181,16 +181,16 @@ func (p *prepared) start(ctx context.Context, stdio runtime.Stdio) (*runtime.Con
 // exit status.
 func (p *prepared) finish(ctr *runtime.Container) int {
 	exit, _ := ctr.Wait()
-	p.record(exit.Code)
+	p.record(exit)
 	return exit.Code
 }
 
 // record writes how the container ended, and removes it if it was run with --rm.
-func (p *prepared) record(code int) {
-	exit := runtime.Exit{Code: code}
+func (p *prepared) record(exit runtime.Exit) {
 	var auto bool
 	p.rec.Update(func(s *container.State) error {
 		s.Status, s.ExitCode, s.Finished = container.StatusExited, exit.Code, time.Now().UTC()
+		s.OOMKilled = exit.OOMKilled
 		auto = s.AutoRemove
 		return nil
 	})

