@@ -1,0 +1,56 @@
+// Package bootconfig is the contract between `kiln bake`/`kiln boot` on the host and kiln-init,
+// PID 1 of a baked image: the configuration file baked into the initramfs, the kernel command
+// line parameters that override it, and the virtio console ports the guest talks through.
+//
+// It imports only the standard library: kiln-init links it and must stay small.
+//
+// Precedence, lowest first: the image config and bake options (Config, baked as Path), then
+// the kernel command line (kiln.* parameters, applied by Apply).
+package bootconfig
+
+// Path is where the configuration lives in the initramfs.
+const Path = "/kiln/config.json"
+
+// Port names of the virtio console ports (virtserialport name=...) kiln boot creates. The guest
+// finds them under /sys/class/virtio-ports/*/name.
+const (
+	PortStdout = "kiln.stdout" // the app's standard output
+	PortStderr = "kiln.stderr" // the app's standard error
+	PortStatus = "kiln.status" // one line, StatusPrefix and the exit status, written before power-off
+)
+
+// StatusPrefix starts the line kiln-init writes on PortStatus: "kiln-exit 3\n".
+const StatusPrefix = "kiln-exit "
+
+// Config is what kiln-init runs and how it sets up the guest.
+type Config struct {
+	Args     []string `json:"args"`               // entrypoint + cmd; Args[0] is looked up in PATH from Env
+	Env      []string `json:"env,omitempty"`      // NAME=VALUE
+	Workdir  string   `json:"workdir,omitempty"`  // default "/"
+	User     string   `json:"user,omitempty"`     // numeric "uid:gid", resolved at bake time; "" is root
+	Hostname string   `json:"hostname,omitempty"` // default "kiln"
+	Net      *Net     `json:"net,omitempty"`      // nil: loopback only, even if there is a NIC
+	Mounts   []Mount  `json:"mounts,omitempty"`   // 9P shares to mount
+	// Modules are kernel modules in the initramfs (absolute paths, "/lib/modules/...ko"), loaded
+	// in this order before anything else, for the drivers the kernel has as modules.
+	Modules []string `json:"modules,omitempty"`
+}
+
+// Net configures the first network interface statically.
+type Net struct {
+	Address string   `json:"address"`           // CIDR, "10.0.2.15/24"
+	Gateway string   `json:"gateway,omitempty"` // "10.0.2.2"
+	DNS     []string `json:"dns,omitempty"`     // written to /etc/resolv.conf
+}
+
+// Mount is a virtio-9p share.
+type Mount struct {
+	Tag      string `json:"tag"`    // the mount_tag qemu gives the share
+	Target   string `json:"target"` // absolute path in the guest; created if missing
+	ReadOnly bool   `json:"readonly,omitempty"`
+}
+
+// UserNet is the static configuration matching qemu's user-mode network defaults.
+func UserNet() *Net {
+	return &Net{Address: "10.0.2.15/24", Gateway: "10.0.2.2", DNS: []string{"10.0.2.3"}}
+}
