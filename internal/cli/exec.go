@@ -49,7 +49,7 @@ same capabilities, no_new_privs and seccomp filter as its main process.`,
 	fl.BoolVarP(&f.tty, "tty", "t", false, "allocate a pseudo-terminal")
 	fl.StringVarP(&f.user, "user", "u", "", "user[:group] to run as (default: the container's)")
 	fl.StringVarP(&f.workdir, "workdir", "w", "", "working directory (default: the container's)")
-	fl.StringArrayVarP(&f.env, "env", "e", nil, "set NAME=VALUE")
+	fl.StringArrayVarP(&f.env, "env", "e", nil, "set NAME=VALUE (or pass NAME from kiln's environment)")
 	return cmd
 }
 
@@ -110,18 +110,19 @@ func execProcess(spec *specs.Spec, pid int, f *execFlags, args []string) (*specs
 	if f.tty {
 		p.ConsoleSize = consoleSize(os.Stdin)
 	}
-	p.Env = setEnv(p.Env, f.env)
 	if f.workdir != "" {
 		p.Cwd = f.workdir
 	}
 	if f.user != "" {
 		// Names resolve in the container's live root, as Docker does.
-		u, _, err := runspec.ResolveUser(f.user, []string{fmt.Sprintf("/proc/%d/root", pid)})
+		u, home, err := runspec.ResolveUser(f.user, []string{fmt.Sprintf("/proc/%d/root", pid)})
 		if err != nil {
 			return nil, err
 		}
 		p.User = u
+		p.Env = setEnv(p.Env, []string{"HOME=" + home}) // the user's own, unless -e sets it
 	}
+	p.Env = setEnv(p.Env, f.env)
 	return &p, nil
 }
 
@@ -137,12 +138,23 @@ func readSpec(dir string) (*specs.Spec, error) {
 	return &s, nil
 }
 
-// setEnv returns env with each NAME=VALUE of set replacing an earlier value of NAME, as Docker does.
+// setEnv returns env with each NAME=VALUE of set replacing an earlier value of NAME, as Docker
+// does. A bare NAME takes its value from kiln's environment, and unsets NAME when kiln has none.
 func setEnv(env, set []string) []string {
 	out := append([]string{}, env...)
 	for _, kv := range set {
-		name, _, _ := strings.Cut(kv, "=")
+		name, _, hasValue := strings.Cut(kv, "=")
 		i := slices.IndexFunc(out, func(old string) bool { return strings.HasPrefix(old, name+"=") })
+		if !hasValue {
+			v, ok := os.LookupEnv(name)
+			if !ok {
+				if i >= 0 {
+					out = slices.Delete(out, i, i+1)
+				}
+				continue
+			}
+			kv = name + "=" + v
+		}
 		if i >= 0 {
 			out[i] = kv
 		} else {

@@ -136,7 +136,7 @@ func initContainer(g *gate, cfg *initConfig) error {
 		{"bring up loopback", func() error { return loopbackUp(s) }},
 		{"make work directory", func() error { return mkdirInRoot(root, s.Process.Cwd) }},
 		{"pivot root", func() error { return pivotRoot(root) }},
-		{"set sysctls", func() error { return setSysctls(s.Linux.Sysctl) }},
+		{"set sysctls", func() error { return setSysctls(s.Linux) }},
 		{"mask paths", func() error { return maskPaths(s.Linux.MaskedPaths) }},
 		{"make paths read-only", func() error { return readonlyPaths(s.Linux.ReadonlyPaths) }},
 		{"make root read-only", func() error { return readonlyRoot(s.Root.Readonly) }},

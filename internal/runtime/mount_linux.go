@@ -33,10 +33,58 @@ func mountRoot(root string, fs *specs.Mount) error {
 		return unix.Mount(root, root, "", unix.MS_BIND|unix.MS_REC, "")
 	}
 	flags, data := mountOptions(fs.Options)
+	if fs.Type == "overlay" && len(data) > maxMountData {
+		short, dirs, err := shortLowerdirs(data)
+		if err != nil {
+			return err
+		}
+		defer closeFiles(dirs)
+		data = short
+	}
 	if err := unix.Mount(fs.Source, root, fs.Type, flags, data); err != nil {
 		return &os.PathError{Op: "mount " + fs.Type, Path: root, Err: err}
 	}
 	return nil
+}
+
+// maxMountData is the most of its data argument mount(2) reads: one page, NUL included.
+const maxMountData = 4095
+
+// shortLowerdirs names each lower directory of an overlay's options by a descriptor
+// (/proc/self/fd/N, 16 bytes or so) instead of its path, so an image of a few hundred layers
+// fits in one mount call. The directories must stay open until the mount is made.
+func shortLowerdirs(data string) (string, []*os.File, error) {
+	opts := strings.Split(data, ",")
+	var dirs []*os.File
+	for i, o := range opts {
+		lower, ok := strings.CutPrefix(o, "lowerdir=")
+		if !ok {
+			continue
+		}
+		var short []string
+		for _, d := range strings.Split(lower, ":") {
+			f, err := os.OpenFile(d, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+			if err != nil {
+				closeFiles(dirs)
+				return "", nil, fmt.Errorf("overlay lower directory: %w", err)
+			}
+			dirs = append(dirs, f)
+			short = append(short, procFd(f))
+		}
+		opts[i] = "lowerdir=" + strings.Join(short, ":")
+	}
+	data = strings.Join(opts, ",")
+	if len(data) > maxMountData {
+		closeFiles(dirs)
+		return "", nil, fmt.Errorf("overlay: %d layers are too many for one mount", len(dirs))
+	}
+	return data, dirs, nil
+}
+
+func closeFiles(files []*os.File) {
+	for _, f := range files {
+		f.Close()
+	}
 }
 
 type mountFlag struct {
@@ -114,10 +162,11 @@ func mountOne(root string, m specs.Mount) error {
 	defer target.Close()
 	src := m.Source
 	if bind {
-		if err := unix.Mount(src, procFd(target), "", flags&(unix.MS_BIND|unix.MS_REC), ""); err != nil {
-			return err
+		err := bindMount(src, target, flags)
+		if errors.Is(err, unix.ENOSYS) {
+			err = bindRemount(root, m.Destination, src, target, flags)
 		}
-		if err := remountBind(root, m.Destination, flags); err != nil {
+		if err != nil {
 			return err
 		}
 	} else if err := unix.Mount(src, procFd(target), m.Type, flags, data); err != nil {
@@ -127,6 +176,59 @@ func mountOne(root string, m specs.Mount) error {
 		return withTarget(root, m.Destination, func(t string) error { return unix.Mount("", t, "", p, "") })
 	}
 	return nil
+}
+
+// bindMount binds src on target with its flags (ro, nosuid, ...) set before the mount is
+// attached: open_tree clones src as a detached mount, mount_setattr sets its attributes, and
+// move_mount puts it on exactly the target handle, so no path is looked up twice and the mount
+// is never visible writable. ENOSYS (before Linux 5.12) or flags the new API does not take
+// here: the caller falls back to mount and remount.
+func bindMount(src string, target *os.File, flags uintptr) error {
+	attr, ok := mountAttrs(flags)
+	if !ok {
+		return unix.ENOSYS
+	}
+	rec := 0
+	if flags&unix.MS_REC != 0 {
+		rec = unix.AT_RECURSIVE
+	}
+	fd, err := unix.OpenTree(unix.AT_FDCWD, src, uint(unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|rec))
+	if err != nil {
+		return &os.PathError{Op: "open_tree", Path: src, Err: err}
+	}
+	defer unix.Close(fd)
+	if attr != 0 {
+		err := unix.MountSetattr(fd, "", uint(unix.AT_EMPTY_PATH|rec), &unix.MountAttr{Attr_set: attr})
+		if err != nil {
+			return &os.PathError{Op: "mount_setattr", Path: src, Err: err}
+		}
+	}
+	err = unix.MoveMount(fd, "", int(target.Fd()), "", unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_EMPTY_PATH)
+	if err != nil {
+		return &os.PathError{Op: "move_mount", Path: src, Err: err}
+	}
+	return nil
+}
+
+// mountAttrs are the MOUNT_ATTR_ bits for a bind's flags; false for flags they cannot say.
+func mountAttrs(flags uintptr) (uint64, bool) {
+	var attr uint64
+	for ms, a := range map[uintptr]uint64{unix.MS_RDONLY: unix.MOUNT_ATTR_RDONLY, unix.MS_NOSUID: unix.MOUNT_ATTR_NOSUID,
+		unix.MS_NODEV: unix.MOUNT_ATTR_NODEV, unix.MS_NOEXEC: unix.MOUNT_ATTR_NOEXEC} {
+		if flags&ms != 0 {
+			attr |= a
+		}
+	}
+	rest := flags &^ (unix.MS_BIND | unix.MS_REC | unix.MS_RDONLY | unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC)
+	return attr, rest == 0
+}
+
+// bindRemount is bindMount for old kernels: a bind mount, then a remount for its flags.
+func bindRemount(root, dest, src string, target *os.File, flags uintptr) error {
+	if err := unix.Mount(src, procFd(target), "", flags&(unix.MS_BIND|unix.MS_REC), ""); err != nil {
+		return err
+	}
+	return remountBind(root, dest, flags)
 }
 
 // remountBind applies flags a bind mount cannot take at creation (ro, nosuid, ...).
@@ -322,11 +424,12 @@ func readonlyRoot(ro bool) error {
 }
 
 // setSysctls writes the spec's sysctls under the container's /proc/sys, before it is made
-// read-only. Only namespaced ones (net.*, kernel.shm*, ...) are meaningful there.
-func setSysctls(sysctls map[string]string) error {
-	for k, v := range sysctls {
-		if strings.Contains(k, "..") || strings.Contains(k, "/") {
-			return fmt.Errorf("sysctl %q: bad name", k)
+// read-only. Only sysctls of a namespace the container has its own of are allowed: anything
+// else would change the host.
+func setSysctls(l *specs.Linux) error {
+	for k, v := range l.Sysctl {
+		if err := checkSysctl(k, l.Namespaces); err != nil {
+			return err
 		}
 		p := "/proc/sys/" + strings.ReplaceAll(k, ".", "/")
 		if err := os.WriteFile(p, []byte(v), 0); err != nil {
@@ -334,4 +437,34 @@ func setSysctls(sysctls map[string]string) error {
 		}
 	}
 	return nil
+}
+
+// ipcSysctls are the kernel.* sysctls of an IPC namespace (fs.mqueue.* are too).
+var ipcSysctls = map[string]bool{
+	"kernel.msgmax": true, "kernel.msgmnb": true, "kernel.msgmni": true, "kernel.sem": true,
+	"kernel.shmall": true, "kernel.shmmax": true, "kernel.shmmni": true, "kernel.shm_rmid_forced": true,
+}
+
+// checkSysctl says whether sysctl k belongs to a namespace the container does not share.
+func checkSysctl(k string, nss []specs.LinuxNamespace) error {
+	if k == "" || strings.Contains(k, "..") || strings.ContainsAny(k, "/\x00") || strings.HasPrefix(k, ".") {
+		return fmt.Errorf("sysctl %q: bad name", k)
+	}
+	var ns specs.LinuxNamespaceType
+	switch {
+	case strings.HasPrefix(k, "net."):
+		ns = specs.NetworkNamespace
+	case ipcSysctls[k] || strings.HasPrefix(k, "fs.mqueue."):
+		ns = specs.IPCNamespace
+	case k == "kernel.hostname" || k == "kernel.domainname":
+		ns = specs.UTSNamespace
+	default:
+		return fmt.Errorf("sysctl %q: not namespaced, it would change the host", k)
+	}
+	for _, n := range nss {
+		if n.Type == ns && n.Path == "" {
+			return nil
+		}
+	}
+	return fmt.Errorf("sysctl %q: the container shares the host's %s namespace", k, ns)
 }
