@@ -45,11 +45,11 @@ func openBase(ctx context.Context, st *store.Store, sp *spec.Spec, resolve Resol
 	}
 	d, err := resolve(ctx, b.Ref)
 	if err != nil {
-		return nil, &spec.Error{File: sp.File, Line: b.Line, Field: "base", Err: err}
+		return nil, &spec.Error{File: sp.File, Line: b.Line, Field: b.Field, Err: err}
 	}
 	img, err := st.Image(d)
 	if err != nil {
-		return nil, &spec.Error{File: sp.File, Line: b.Line, Field: "base", Err: err}
+		return nil, &spec.Error{File: sp.File, Line: b.Line, Field: b.Field, Err: err}
 	}
 	return &baseImage{img: ociImage(img)}, nil
 }
@@ -61,11 +61,11 @@ func openBaseArchive(sp *spec.Spec, b spec.Base) (*baseImage, error) {
 	}
 	imgs, cleanup, err := archive.Load(p)
 	if err != nil {
-		return nil, &spec.Error{File: sp.File, Line: b.Line, Field: "base", Err: err}
+		return nil, &spec.Error{File: sp.File, Line: b.Line, Field: b.Field, Err: err}
 	}
 	if len(imgs) != 1 {
 		cleanup()
-		return nil, &spec.Error{File: sp.File, Line: b.Line, Field: "base",
+		return nil, &spec.Error{File: sp.File, Line: b.Line, Field: b.Field,
 			Err: fmt.Errorf("%s holds %d images, want exactly one", p, len(imgs))}
 	}
 	return &baseImage{img: ociImage(imgs[0].Image), cleanup: cleanup}, nil

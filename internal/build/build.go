@@ -1,9 +1,11 @@
 // Package build turns a parsed kiln.yaml into an image in the store.
 //
 // It computes the files the image needs (closure of binaries, declared files, trees, accounts and
-// the certificates, nss and timezone switches), writes them as one deterministic layer, assembles
-// the OCI config and manifest with go-containerregistry, and commits blobs and tags in one store
-// transaction. It never prints: progress goes to the logger it is given.
+// the certificates, nss and timezone switches), writes them as one deterministic layer, runs the
+// steps in containers (a layer each), assembles the OCI config and manifest with
+// go-containerregistry, and commits blobs and tags in one store transaction. Stages are built the
+// same way first, never tagged; contents may be taken from their roots. It never prints: progress
+// goes to the logger and the Progress callback it is given.
 //
 //	sp, _ := spec.Load("kiln.yaml")
 //	st, _ := store.Open("/var/lib/kiln")
@@ -31,7 +33,9 @@ type Options struct {
 	CacheDir string       // where layer cache entries live; "" disables the cache
 	NoCache  bool         // ignore cache entries (still refresh them)
 	WorkDir  string       // where steps keep their containers' directories while they run; required for steps
+	Squash   bool         // fold the image into one layer, as layers: squash does
 	Log      *slog.Logger // progress; nil discards
+	Progress func(Event)  // what steps do as they run; nil ignores it. Called from one goroutine at a time.
 	// ResolveBase finds a base image named by reference in the store (pulling it, if the caller
 	// wants that); nil means look in the store only.
 	ResolveBase ResolveFunc
@@ -46,44 +50,111 @@ type Result struct {
 	Tags   []string
 	Layer  layer.Written // the contents layer
 	Files  int           // entries in the contents layer
-	Steps  []StepLayer   // one per step, in order
+	Steps  []StepLayer   // one per step of the image and of its stages, in the order built
+	Squash *layer.Written
 }
 
 // StepLayer is the layer a step added.
 type StepLayer struct {
+	Stage  string // "" for a step of the image itself
 	Layer  layer.Written
 	Cached bool // reused from the build cache without running the step
 }
 
-// Build builds sp into st. On error the store is left as it was.
+// builder builds the stages of one kiln.yaml and then its image, in one store transaction.
+type builder struct {
+	st     *store.Store
+	tx     *store.Tx
+	opts   Options
+	start  time.Time
+	log    *slog.Logger
+	stages map[string]*stage // built so far, by name
+	built  []*builtLayer     // every layer made, to record in the cache once committed
+
+	cleanups []func() // run by close: base archives unpacked to temporary dirs
+}
+
+// built is one image of a build: a stage or the one tagged.
+type built struct {
+	img   v1.Image
+	lay   *builtLayer // contents
+	files int
+	steps []*builtLayer
+}
+
+// Build builds sp, its stages first, into st. On error the store is left as it was.
 func Build(ctx context.Context, st *store.Store, sp *spec.Spec, opts Options) (*Result, error) {
-	start := time.Now()
 	if opts.Epoch.IsZero() {
 		opts.Epoch = time.Unix(0, 0).UTC()
 	}
-	log := opts.Log
-	if log == nil {
-		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if opts.Progress == nil {
+		opts.Progress = func(Event) {}
 	}
 	tags := opts.Tags
 	if len(tags) == 0 {
 		tags = []string{sp.Name + ":" + sp.Tag}
 	}
-
 	tx, err := st.Begin(ctx)
 	if err != nil {
 		return nil, err
 	}
 	defer tx.Abort()
+	b := &builder{st: st, tx: tx, opts: opts, start: time.Now(), log: opts.Log, stages: map[string]*stage{}}
+	defer b.close()
+	res := &Result{Tags: tags}
+	for _, s := range sp.Stages {
+		out, err := b.image(ctx, s)
+		if err != nil {
+			return nil, err
+		}
+		b.stages[s.Stage] = &stage{img: out.img}
+		res.addSteps(s.Stage, out.steps)
+	}
+	out, err := b.image(ctx, sp)
+	if err != nil {
+		return nil, err
+	}
+	res.Layer, res.Files = out.lay.w, out.files
+	res.addSteps("", out.steps)
+	img := out.img
+	if sp.Squash || opts.Squash {
+		sq, err := b.squash(ctx, img)
+		if err != nil {
+			return nil, err
+		}
+		img, res.Squash = sq.img, &sq.layer.w
+	}
+	if res.Digest, err = commit(tx, img, tags); err != nil {
+		return nil, err
+	}
+	for _, l := range b.built {
+		if !l.cached {
+			saveCache(opts.CacheDir, l.key, l.w)
+		}
+	}
+	b.log.Info("built", "digest", res.Digest.String(), "tags", tags)
+	return res, nil
+}
 
-	base, err := openBase(ctx, st, sp, opts.ResolveBase)
+func (r *Result) addSteps(stage string, steps []*builtLayer) {
+	for _, l := range steps {
+		r.Steps = append(r.Steps, StepLayer{Stage: stage, Layer: l.w, Cached: l.cached})
+	}
+}
+
+// image builds one image of sp (a stage or the top level) on its base: contents, config, steps.
+func (b *builder) image(ctx context.Context, sp *spec.Spec) (*built, error) {
+	base, err := b.openBase(ctx, sp)
 	if err != nil {
 		return nil, err
 	}
 	if base.cleanup != nil {
-		defer base.cleanup()
+		b.cleanups = append(b.cleanups, base.cleanup) // the archive is read until the image is committed
 	}
-	c, err := collect(sp, base)
+	c, err := collect(sp, base, b.stageRoot(ctx))
 	if err != nil {
 		return nil, err
 	}
@@ -91,13 +162,16 @@ func Build(ctx context.Context, st *store.Store, sp *spec.Spec, opts Options) (*
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", sp.File, err)
 	}
-	log.Info("resolved contents", "entries", len(planned))
-
-	lay, err := contentsLayer(ctx, st, tx, planned, opts, start, log)
+	if sp.Stage != "" {
+		b.log.Info("stage " + sp.Stage)
+	}
+	b.log.Info("resolved contents", "entries", len(planned))
+	lay, err := contentsLayer(ctx, b.st, b.tx, planned, b.opts, b.start, b.log, c.stableKey)
 	if err != nil {
 		return nil, err
 	}
-	img, err := assemble(base, lay, sp, c, opts.Epoch)
+	b.built = append(b.built, lay)
+	img, err := assemble(base, lay, sp, c, b.opts.Epoch)
 	if err != nil {
 		return nil, err
 	}
@@ -105,26 +179,13 @@ func Build(ctx context.Context, st *store.Store, sp *spec.Spec, opts Options) (*
 	if err != nil {
 		return nil, err
 	}
-	steps := &stepper{st: st, tx: tx, sp: sp, opts: opts, start: start, log: log, baseUser: baseCfg.Config.User}
+	steps := &stepper{st: b.st, tx: b.tx, sp: sp, opts: b.opts, start: b.start, baseUser: baseCfg.Config.User}
 	img, stepLayers, err := steps.runSteps(ctx, img)
 	if err != nil {
 		return nil, err
 	}
-	digest, err := commit(tx, img, tags)
-	if err != nil {
-		return nil, err
-	}
-	res := &Result{Digest: digest, Tags: tags, Layer: lay.w, Files: len(planned)}
-	for _, l := range append([]*builtLayer{lay}, stepLayers...) {
-		if !l.cached {
-			saveCache(opts.CacheDir, l.key, l.w)
-		}
-	}
-	for _, l := range stepLayers {
-		res.Steps = append(res.Steps, StepLayer{Layer: l.w, Cached: l.cached})
-	}
-	log.Info("built", "digest", digest.String(), "tags", tags)
-	return res, nil
+	b.built = append(b.built, stepLayers...)
+	return &built{img: img, lay: lay, files: len(planned), steps: stepLayers}, nil
 }
 
 // commit stores img under tags and returns the digest of its stored manifest.

@@ -59,8 +59,9 @@ func writerVersion(goVersion string, bi *debug.BuildInfo) string {
 	return v
 }
 
-// cacheKey hashes the planned entries; start is when the build began (for the racy rule).
-func cacheKey(planned []layer.Entry, epoch int64, start time.Time) (string, error) {
+// cacheKey hashes the planned entries; start is when the build began (for the racy rule). stable,
+// if not nil, keys a source that stat cannot: a file of a stage's immutable root.
+func cacheKey(planned []layer.Entry, epoch int64, start time.Time, stable func(string) (string, bool)) (string, error) {
 	h := sha256.New()
 	fmt.Fprintf(h, "%s\x00%d\x00", cacheVersion(), epoch)
 	racy := start.Add(-racyWindow)
@@ -70,6 +71,12 @@ func cacheKey(planned []layer.Entry, epoch int64, start time.Time) (string, erro
 			sum := sha256.Sum256(e.Data)
 			h.Write(sum[:])
 			continue
+		}
+		if stable != nil {
+			if k, ok := stable(e.Source); ok {
+				fmt.Fprintf(h, "stage\x00%s\x00", k)
+				continue
+			}
 		}
 		if err := statKey(h, e.Source, racy); err != nil {
 			return "", err

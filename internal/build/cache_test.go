@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/kiln-project/kiln/internal/layer"
 )
 
 // A file rewritten with the same size within one timestamp tick keeps its stat: while it is that
@@ -65,5 +67,32 @@ func TestWriterVersion(t *testing.T) {
 	}
 	if v := cacheVersion(); !strings.Contains(v, runtime.Version()) {
 		t.Errorf("cacheVersion %q lacks %s", v, runtime.Version())
+	}
+}
+
+// A file of a stage's root is keyed by the stable key it is given, not by stat: a fresh mount of
+// the same stage has new device numbers but the same files.
+func TestCacheKeyStableSources(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join(dir, "f")
+	if err := os.WriteFile(src, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	planned := []layer.Entry{{Path: "/f", Kind: layer.Regular, Mode: 0o644, Source: src}}
+	stable := func(id string) func(string) (string, bool) {
+		return func(s string) (string, bool) { return id + s[len(dir):], s == src }
+	}
+	k1, err := cacheKey(planned, 0, time.Now(), stable("a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(src, []byte("y"), 0o644); err != nil { // new content and stat
+		t.Fatal(err)
+	}
+	if k2, _ := cacheKey(planned, 0, time.Now(), stable("a")); k2 != k1 {
+		t.Error("a stable source's key followed its stat")
+	}
+	if k3, _ := cacheKey(planned, 0, time.Now(), stable("b")); k3 == k1 {
+		t.Error("another stage image kept the key")
 	}
 }

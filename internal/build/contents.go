@@ -19,13 +19,41 @@ type collected struct {
 	env     []string // variables the helpers need, e.g. SSL_CERT_FILE
 
 	basePasswd, baseGroup string // the base image's account files, kept when accounts are added
+
+	stage func(name string) (*stageRoot, error) // a stage's root, for items with from:
+	roots map[string]string                     // stage roots used: dir -> the stage image's id
+}
+
+// fromStage returns the root of the stage name, remembering it for the cache key.
+func (c *collected) fromStage(name string) (*stageRoot, error) {
+	r, err := c.stage(name)
+	if err != nil {
+		return nil, err
+	}
+	if c.roots == nil {
+		c.roots = map[string]string{}
+	}
+	c.roots[r.dir] = r.id
+	return r, nil
+}
+
+// stableKey keys a source inside a stage's root by the stage image and the path: the tree is
+// immutable, and a fresh mount's device and inode numbers would miss the cache every time.
+func (c *collected) stableKey(source string) (string, bool) {
+	for dir, id := range c.roots {
+		if rel, ok := strings.CutPrefix(source, dir+"/"); ok {
+			return id + "\x00/" + rel, true
+		}
+	}
+	return "", false
 }
 
 func (c *collected) add(e ...layer.Entry) { c.entries = append(c.entries, e...) }
 
 // collect turns the contents and accounts of sp into layer entries, reading only the host.
-func collect(sp *spec.Spec, base *baseImage) (*collected, error) {
-	c := &collected{}
+// stage gives the root of a stage built before, for contents taken from it (from:).
+func collect(sp *spec.Spec, base *baseImage, stage func(string) (*stageRoot, error)) (*collected, error) {
+	c := &collected{stage: stage}
 	if !sp.Base.Scratch() && (len(sp.Accounts.Users) > 0 || len(sp.Accounts.Groups) > 0) {
 		p, g, err := baseAccounts(base.img)
 		if err != nil {
@@ -62,6 +90,12 @@ func origin(sp *spec.Spec, p spec.Pos) string {
 
 func addBinaries(sp *spec.Spec, c *collected, res *closure.Resolver) error {
 	for _, b := range sp.Contents.Binaries {
+		if b.From != "" {
+			if err := addStageBinary(sp, c, b); err != nil {
+				return err
+			}
+			continue
+		}
 		src := b.Src
 		if !strings.Contains(src, "/") {
 			p, err := res.Lookup(src)
@@ -181,6 +215,13 @@ func symlinkChain(src string) (links []string, file string, err error) {
 
 func addFiles(sp *spec.Spec, c *collected, _ *closure.Resolver) error {
 	for _, f := range sp.Contents.Files {
+		if f.From != "" {
+			src, err := c.stagePath(f.From, f.Src)
+			if err != nil {
+				return specErr(sp, f.Pos, "src", err)
+			}
+			f.Src = src
+		}
 		fi, err := os.Stat(f.Src)
 		if err != nil {
 			return specErr(sp, f.Pos, "src", err)
@@ -200,6 +241,13 @@ func addFiles(sp *spec.Spec, c *collected, _ *closure.Resolver) error {
 
 func addTrees(sp *spec.Spec, c *collected, _ *closure.Resolver) error {
 	for _, t := range sp.Contents.Trees {
+		if t.From != "" {
+			src, err := c.stagePath(t.From, t.Src)
+			if err != nil {
+				return specErr(sp, t.Pos, "src", err)
+			}
+			t.Src = src
+		}
 		if err := addTree(c, t.Src, t.Dst, t.UID, t.GID, origin(sp, t.Pos)); err != nil {
 			return specErr(sp, t.Pos, "src", err)
 		}

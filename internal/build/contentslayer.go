@@ -26,10 +26,10 @@ type builtLayer struct {
 
 // contentsLayer returns the layer holding planned, from the build cache when its key is known.
 // start is when the build began: host files changed since shortly before it are keyed by content.
-func contentsLayer(ctx context.Context, st *store.Store, tx *store.Tx, planned []layer.Entry, opts Options, start time.Time, log *slog.Logger) (*builtLayer, error) {
+func contentsLayer(ctx context.Context, st *store.Store, tx *store.Tx, planned []layer.Entry, opts Options, start time.Time, log *slog.Logger, stable func(string) (string, bool)) (*builtLayer, error) {
 	l := &builtLayer{st: st, tx: tx}
 	if opts.CacheDir != "" {
-		key, err := cacheKey(planned, opts.Epoch.Unix(), start)
+		key, err := cacheKey(planned, opts.Epoch.Unix(), start, stable)
 		if err != nil {
 			return nil, err
 		}

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -45,7 +44,6 @@ type stepper struct {
 	sp       *spec.Spec
 	opts     Options
 	start    time.Time
-	log      *slog.Logger
 	baseUser string // steps run as the base image's user unless they set one
 	dirKey   string // the build directory for the cache key; computed on first use
 }
@@ -74,7 +72,7 @@ func (s *stepper) runSteps(ctx context.Context, img v1.Image) (v1.Image, []*buil
 			Layer:     l,
 			MediaType: types.OCILayer,
 			History: v1.History{Created: v1.Time{Time: s.opts.Epoch.UTC()},
-				CreatedBy: fmt.Sprintf("kiln build: step %d: %s", i+1, strings.Join(st.Run, " "))},
+				CreatedBy: s.createdBy(i, st)},
 		})
 		if err != nil {
 			return nil, nil, err
@@ -91,6 +89,7 @@ func (s *stepper) step(ctx context.Context, img v1.Image, i int, st spec.Step) (
 		return nil, err
 	}
 	cfg := stepConfig(cf, s.baseUser)
+	ev := Event{Stage: s.sp.Stage, Step: i + 1, Steps: len(s.sp.Steps), Command: oneLine(st.Run)}
 	l := &builtLayer{st: s.st, tx: s.tx}
 	if s.opts.CacheDir != "" {
 		if l.key, err = s.cacheKey(cf, cfg, st); err != nil {
@@ -98,18 +97,35 @@ func (s *stepper) step(ctx context.Context, img v1.Image, i int, st spec.Step) (
 		}
 		if w, ok := loadCache(s.opts.CacheDir, l.key); ok && !s.opts.NoCache && s.st.HasBlob(w.Digest) {
 			l.w, l.cached = w, true
-			s.log.Info(fmt.Sprintf("step %d: from cache", i+1), "digest", w.Digest.String())
+			s.progress(ev, StepDone, func(e *Event) { e.Cached, e.Digest, e.Bytes = true, w.Digest, w.Size })
 			return l, nil
 		}
 	}
-	s.log.Info(fmt.Sprintf("step %d: %s", i+1, oneLine(st.Run)))
-	w, err := s.run(ctx, img, cfg, i, st)
+	s.progress(ev, StepStart, nil)
+	w, err := s.run(ctx, img, cfg, ev, st)
 	if err != nil {
 		return nil, err
 	}
 	l.w = w
-	s.log.Info(fmt.Sprintf("step %d: layer", i+1), "digest", w.Digest.String(), "size", w.Size)
+	s.progress(ev, StepDone, func(e *Event) { e.Digest, e.Bytes = w.Digest, w.Size })
 	return l, nil
+}
+
+// progress reports ev as kind, changed by set.
+func (s *stepper) progress(ev Event, kind EventKind, set func(*Event)) {
+	ev.Kind = kind
+	if set != nil {
+		set(&ev)
+	}
+	s.opts.Progress(ev)
+}
+
+// createdBy is the history entry of step i: "kiln build: step 2: make", with the stage if any.
+func (s *stepper) createdBy(i int, st spec.Step) string {
+	if s.sp.Stage != "" {
+		return fmt.Sprintf("kiln build: stage %s: step %d: %s", s.sp.Stage, i+1, strings.Join(st.Run, " "))
+	}
+	return fmt.Sprintf("kiln build: step %d: %s", i+1, strings.Join(st.Run, " "))
 }
 
 // oneLine shows a command on one line: a multi-line script by its first line.
@@ -131,7 +147,7 @@ func stepConfig(cf *v1.ConfigFile, baseUser string) *v1.ConfigFile {
 }
 
 // run runs step i in a container on img and stages what it changed as a layer.
-func (s *stepper) run(ctx context.Context, img v1.Image, cfg *v1.ConfigFile, i int, st spec.Step) (layer.Written, error) {
+func (s *stepper) run(ctx context.Context, img v1.Image, cfg *v1.ConfigFile, ev Event, st spec.Step) (layer.Written, error) {
 	dirs, err := s.st.Unpack(ctx, img)
 	if err != nil {
 		return layer.Written{}, err
@@ -148,7 +164,7 @@ func (s *stepper) run(ctx context.Context, img v1.Image, cfg *v1.ConfigFile, i i
 	if err != nil {
 		return layer.Written{}, s.sp.At(st.Pos, err)
 	}
-	if err := s.exec(ctx, c, i, st); err != nil {
+	if err := s.exec(ctx, c, ev, st); err != nil {
 		return layer.Written{}, err
 	}
 	exclude := []string{spec.BuildDir}
@@ -157,7 +173,8 @@ func (s *stepper) run(ctx context.Context, img v1.Image, cfg *v1.ConfigFile, i i
 	}
 	upper := filepath.Join(work, "upper")
 	return writeLayer(ctx, s.tx, func(w io.Writer) (layer.Written, error) {
-		return layer.Diff(w, upper, s.opts.Epoch, exclude)
+		cw := &countingWriter{w: w, report: func(n int64) { s.progress(ev, StepWriting, func(e *Event) { e.Bytes = n }) }}
+		return layer.Diff(cw, upper, s.opts.Epoch, exclude)
 	})
 }
 
@@ -208,7 +225,7 @@ func randomID() string {
 
 // exec runs the step's container to its end, logging its output; a status other than 0 is an
 // error at the step's line with the last lines of output.
-func (s *stepper) exec(ctx context.Context, c runtime.Config, i int, st spec.Step) error {
+func (s *stepper) exec(ctx context.Context, c runtime.Config, ev Event, st spec.Step) error {
 	r, w, err := os.Pipe()
 	if err != nil {
 		return err
@@ -223,7 +240,7 @@ func (s *stepper) exec(ctx context.Context, c runtime.Config, i int, st spec.Ste
 	stop := context.AfterFunc(ctx, func() { ctr.Signal(syscall.SIGKILL) })
 	defer stop()
 	out := make(chan []string, 1)
-	go func() { out <- s.follow(r, i) }()
+	go func() { out <- s.follow(r, ev) }()
 	exit, err := ctr.Wait()
 	tail := <-out
 	if err != nil {
@@ -245,15 +262,15 @@ func (s *stepper) exec(ctx context.Context, c runtime.Config, i int, st spec.Ste
 	return s.sp.At(st.Pos, errors.New(msg))
 }
 
-// follow logs each line of a step's output and returns the last tailLines of them.
-func (s *stepper) follow(r io.Reader, i int) []string {
+// follow reports each line of a step's output and returns the last tailLines of them.
+func (s *stepper) follow(r io.Reader, ev Event) []string {
 	var tail []string
 	br := bufio.NewReader(r)
 	for {
 		line, err := br.ReadString('\n')
 		if line != "" {
 			line = strings.TrimRight(line, "\r\n")
-			s.log.Info(fmt.Sprintf("step %d | %s", i+1, line))
+			s.progress(ev, StepOutput, func(e *Event) { e.Line = line })
 			if len(line) > 512 {
 				line = line[:512] + "..."
 			}

@@ -19,12 +19,15 @@ import (
 func newBuild(e *env) *cobra.Command {
 	var file string
 	var tags []string
-	var noCache bool
+	var noCache, squash bool
 	cmd := &cobra.Command{
 		Use:   "build [-f kiln.yaml] [-t name:tag] [DIR]",
 		Short: "Build an image from a kiln.yaml",
 		Long: `Build an image from DIR/kiln.yaml (or -f FILE; relative sources resolve against DIR, default ".").
-Progress goes to stderr; the image's manifest digest is the last line of stdout.
+Stages (stages: in kiln.yaml) are built first, then the image: one layer for contents and one
+per step, or a single layer with --squash. Progress goes to stderr: on a terminal a live line for
+the running step (time, layer bytes written), plain lines otherwise; a step reused from the build
+cache says CACHED. The image's manifest digest is the last line of stdout.
 Timestamps come from SOURCE_DATE_EPOCH (default 0), so the same inputs give the same digest.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -32,16 +35,17 @@ Timestamps come from SOURCE_DATE_EPOCH (default 0), so the same inputs give the 
 			if len(args) == 1 {
 				dir = args[0]
 			}
-			return runBuild(cmd, e, dir, file, tags, noCache)
+			return runBuild(cmd, e, dir, file, tags, build.Options{NoCache: noCache, Squash: squash})
 		},
 	}
 	cmd.Flags().StringVarP(&file, "file", "f", "", "kiln.yaml to build (default DIR/kiln.yaml)")
 	cmd.Flags().StringArrayVarP(&tags, "tag", "t", nil, "name:tag for the image, repeatable (default the kiln.yaml's name and tag)")
 	cmd.Flags().BoolVar(&noCache, "no-cache", false, "rebuild layers even when the build cache has them")
+	cmd.Flags().BoolVar(&squash, "squash", false, "fold the image, its base included, into one layer (as layers: squash)")
 	return cmd
 }
 
-func runBuild(cmd *cobra.Command, e *env, dir, file string, tags []string, noCache bool) error {
+func runBuild(cmd *cobra.Command, e *env, dir, file string, tags []string, opts build.Options) error {
 	abs, err := buildDir(dir)
 	if err != nil {
 		return err
@@ -57,8 +61,7 @@ func runBuild(cmd *cobra.Command, e *env, dir, file string, tags []string, noCac
 	if err != nil {
 		return err
 	}
-	epoch, err := sourceDateEpoch()
-	if err != nil {
+	if opts.Epoch, err = sourceDateEpoch(); err != nil {
 		return err
 	}
 	st, err := e.store()
@@ -66,18 +69,26 @@ func runBuild(cmd *cobra.Command, e *env, dir, file string, tags []string, noCac
 		return err
 	}
 	start := time.Now()
-	res, err := build.Build(cmd.Context(), st, sp, build.Options{
-		Tags: tags, Epoch: epoch, NoCache: noCache, Log: e.logger(),
-		CacheDir: filepath.Join(e.root, "cache", "layers"), WorkDir: filepath.Join(e.root, "build"),
-		ResolveBase: func(ctx context.Context, ref string) (v1.Hash, error) {
-			p := registry.Puller{Options: e.registryOptions(true, nil)}
-			return p.Ensure(ctx, st, ref, registry.PullMissing)
-		},
-	})
+	view := e.stepView()
+	opts.Tags, opts.Log, opts.Progress = tags, e.logger(), view.event
+	opts.CacheDir, opts.WorkDir = filepath.Join(e.root, "cache", "layers"), filepath.Join(e.root, "build")
+	opts.ResolveBase = func(ctx context.Context, ref string) (v1.Hash, error) {
+		p := registry.Puller{Options: e.registryOptions(true, nil)}
+		return p.Ensure(ctx, st, ref, registry.PullMissing)
+	}
+	res, err := build.Build(cmd.Context(), st, sp, opts)
+	view.stop()
 	if err != nil {
 		return err
 	}
-	steps := ""
+	fmt.Fprintf(e.stderr, "built %v in %s (%s)\n", res.Tags, time.Since(start).Round(time.Millisecond), summary(res))
+	fmt.Fprintln(e.stdout, res.Digest)
+	return nil
+}
+
+// summary is "12 files, layer 1.2 MiB, 3 steps, 2 from cache, squashed 5.0 MiB".
+func summary(res *build.Result) string {
+	s := fmt.Sprintf("%d files, layer %s", res.Files, size(res.Layer.Size))
 	if n := len(res.Steps); n > 0 {
 		cached := 0
 		for _, l := range res.Steps {
@@ -85,12 +96,12 @@ func runBuild(cmd *cobra.Command, e *env, dir, file string, tags []string, noCac
 				cached++
 			}
 		}
-		steps = fmt.Sprintf(", %d steps, %d from cache", n, cached)
+		s += fmt.Sprintf(", %d steps, %d from cache", n, cached)
 	}
-	fmt.Fprintf(e.stderr, "built %v in %s (%d files, layer %s%s)\n", res.Tags,
-		time.Since(start).Round(time.Millisecond), res.Files, size(res.Layer.Size), steps)
-	fmt.Fprintln(e.stdout, res.Digest)
-	return nil
+	if res.Squash != nil {
+		s += ", squashed " + size(res.Squash.Size)
+	}
+	return s
 }
 
 // buildDir is dir as an absolute path without symlinks: the build directory's host path decides

@@ -1,11 +1,13 @@
-// Package closure works out which host files an executable needs to run: the file itself, its ELF
+// Package closure works out which files of a root (the host's "/", or a build stage's image) an
+// executable needs to run: the file itself, its ELF
 // interpreter, every shared library the dynamic loader would map for it (DT_NEEDED, searched the way
 // glibc's ld.so searches: DT_RPATH, DT_RUNPATH, /etc/ld.so.cache, the default dirs), the interpreter
 // of a #! script, and every symlink met on the way to any of these.
 //
-// It owns the reading of ELF headers, /etc/ld.so.cache and /etc/ld.so.conf. It never writes anything,
-// never runs the files it inspects, and never leaves the root it was given: symlinks are followed
-// inside that root as if it were chrooted.
+// It owns the reading of ELF headers, /etc/ld.so.cache and /etc/ld.so.conf (the root's own). It never
+// writes anything, never runs the files it inspects, and never leaves the root it was given: symlinks
+// are followed inside that root as if it were chrooted, and files are opened with openat2
+// RESOLVE_IN_ROOT, so the kernel holds to that too.
 //
 //	r, err := closure.NewResolver("/")
 //	...
@@ -46,6 +48,7 @@ type Resolver struct {
 	PATH []string
 
 	root     string
+	dir      *rootDir                // opens files under root, never outside it
 	cache    map[string][]cacheEntry // /etc/ld.so.cache by library name, in file order
 	confDirs []string                // /etc/ld.so.conf, includes followed
 
@@ -67,9 +70,14 @@ func NewResolver(root string) (*Resolver, error) {
 	} else if !fi.IsDir() {
 		return nil, fmt.Errorf("closure: root %s: not a directory", abs)
 	}
+	dir, err := openRootDir(abs)
+	if err != nil {
+		return nil, fmt.Errorf("closure: root: %w", err)
+	}
 	r := &Resolver{
 		PATH:    filepath.SplitList(DefaultPATH),
 		root:    abs,
+		dir:     dir,
 		stats:   map[string]lstatResult{},
 		walks:   map[string]walkResult{},
 		objects: map[string]objectResult{},

@@ -7,8 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"strings"
 )
 
@@ -52,14 +50,14 @@ func (r *Resolver) object(real string) (*object, error) {
 	if o, ok := r.objects[real]; ok {
 		return o.obj, o.err
 	}
-	obj, err := readObjectFile(filepath.Join(r.root, real))
+	obj, err := r.readObject(real)
 	err = renamePathError(err, real)
 	r.objects[real] = objectResult{obj, err}
 	return obj, err
 }
 
-func readObjectFile(host string) (*object, error) {
-	f, err := os.Open(host)
+func (r *Resolver) readObject(real string) (*object, error) {
+	f, err := r.dir.open(real)
 	if err != nil {
 		return nil, err
 	}

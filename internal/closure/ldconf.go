@@ -4,9 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path"
-	"path/filepath"
 	"strings"
 )
 
@@ -118,7 +116,7 @@ func (r *Resolver) readDirNames(d string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	entries, err := os.ReadDir(filepath.Join(r.root, real))
+	entries, err := r.dir.readDir(real)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}

@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
 	"path"
-	"path/filepath"
 	"strings"
 )
 
@@ -75,7 +73,7 @@ func (r *Resolver) script(c *collector, p, real string, depth int) error {
 }
 
 func (r *Resolver) readHead(real string) ([]byte, error) {
-	f, err := os.Open(filepath.Join(r.root, real))
+	f, err := r.dir.open(real)
 	if err != nil {
 		return nil, renamePathError(err, real)
 	}

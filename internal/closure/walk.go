@@ -2,10 +2,10 @@ package closure
 
 import (
 	"errors"
+	"fmt"
+	"io"
 	"io/fs"
-	"os"
 	"path"
-	"path/filepath"
 	"strings"
 	"syscall"
 )
@@ -86,20 +86,14 @@ func splitPath(p string) []string {
 	return out
 }
 
-// lstat is a cached os.Lstat (plus readlink) of p under the root; errors name p, not the host path.
+// lstat is a cached lstat (plus readlink) of p under the root; errors name p, not the host path.
 func (r *Resolver) lstat(p string) lstatResult {
 	if st, ok := r.stats[p]; ok {
 		return st
 	}
-	host := filepath.Join(r.root, p)
 	var st lstatResult
-	fi, err := os.Lstat(host)
-	if err == nil {
-		st.mode = fi.Mode()
-		if st.mode&fs.ModeSymlink != 0 {
-			st.target, err = os.Readlink(host)
-		}
-	}
+	var err error
+	st.mode, st.target, err = r.dir.lstat(p)
 	st.err = renamePathError(err, p)
 	r.stats[p] = st
 	return st
@@ -120,7 +114,12 @@ func (r *Resolver) readFile(p string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	b, err := os.ReadFile(filepath.Join(r.root, real))
+	f, err := r.dir.open(real)
+	if err != nil {
+		return nil, renamePathError(err, real)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(f)
 	return b, renamePathError(err, real)
 }
 
@@ -128,4 +127,19 @@ func (r *Resolver) readFile(p string) ([]byte, error) {
 func (r *Resolver) isDir(p string) bool {
 	_, real, err := r.walk(p)
 	return err == nil && r.lstat(real).mode.IsDir()
+}
+
+// Real returns the path p (absolute, under the root) ends at once every symlink on the way is
+// followed inside the root, as the kernel would in a chroot there.
+func (r *Resolver) Real(p string) (string, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !path.IsAbs(p) {
+		return "", fmt.Errorf("closure: %s: not an absolute path", p)
+	}
+	_, real, err := r.walk(path.Clean(p))
+	if err != nil {
+		return "", fmt.Errorf("closure: %w", err)
+	}
+	return real, nil
 }

@@ -34,21 +34,28 @@ func (p *parser) contents(n *yaml.Node, field string) Contents {
 	return c
 }
 
-// binary is a string (its src) or {src, dst}.
+// binary is a string (its src) or {src, dst, from}.
 func (p *parser) binary(n *yaml.Node, at Pos) Binary {
 	b := Binary{Pos: at}
 	src, srcField := n, at.Field
 	switch {
 	case n.Kind == yaml.MappingNode:
-		m, _ := p.mapping(n, at.Field, "src", "dst")
+		m, _ := p.mapping(n, at.Field, "src", "dst", "from")
 		if d := m.get("dst"); d != nil {
 			b.Dst = p.imagePath(d, m.path("dst"), true)
+		}
+		if f := m.get("from"); f != nil {
+			b.From = p.from(f, m.path("from"))
 		}
 		if src, srcField = p.required(m, "src"), m.path("src"); src == nil {
 			return b
 		}
 	case n.Kind != yaml.ScalarNode || isNull(n):
 		p.wrongType(n, at.Field, "a string or a mapping")
+		return b
+	}
+	if b.From != "" {
+		b.Src, b.Dst = p.stageBinarySrc(src, srcField, b.Dst)
 		return b
 	}
 	b.Src, b.Dst = p.binarySrc(src, srcField, b.Dst)
@@ -75,18 +82,52 @@ func (p *parser) binarySrc(n *yaml.Node, field, dst string) (string, string) {
 	return abs, dst
 }
 
+// stageBinarySrc reads the source of a binary taken from a stage: a name looked up in the stage's
+// PATH when it is built, or an absolute path in the stage's image, which is also the default dst.
+func (p *parser) stageBinarySrc(n *yaml.Node, field, dst string) (string, string) {
+	s, ok := p.text(n, field)
+	if !ok || !strings.Contains(s, "/") {
+		return s, dst
+	}
+	return p.stageSrc(n, field, dst)
+}
+
+// stageSrc reads a path in a stage's image; dst defaults to it.
+func (p *parser) stageSrc(n *yaml.Node, field, dst string) (string, string) {
+	src := p.imagePath(n, field, true)
+	if dst == "" {
+		dst = src
+	}
+	return src, dst
+}
+
+// dst reads the dst of a file or tree: required, except from a stage, where it defaults to src.
+func (p *parser) dst(m mapping, from, src string, notRoot bool) string {
+	v := m.get("dst")
+	switch {
+	case v != nil:
+		return p.imagePath(v, m.path("dst"), notRoot)
+	case from == "":
+		p.required(m, "dst")
+	}
+	return src
+}
+
 func (p *parser) file(n *yaml.Node, at Pos) File {
 	f := File{Pos: at}
-	m, ok := p.mapping(n, at.Field, "src", "dst", "mode", "uid", "gid")
+	m, ok := p.mapping(n, at.Field, "src", "dst", "from", "mode", "uid", "gid")
 	if !ok {
 		return f
 	}
-	if v := p.required(m, "src"); v != nil {
+	if v := m.get("from"); v != nil {
+		f.From = p.from(v, m.path("from"))
+	}
+	if v := p.required(m, "src"); v != nil && f.From != "" {
+		f.Src = p.imagePath(v, m.path("src"), true)
+	} else if v != nil {
 		f.Src = p.src(v, m.path("src"), fileKind)
 	}
-	if v := p.required(m, "dst"); v != nil {
-		f.Dst = p.imagePath(v, m.path("dst"), true)
-	}
+	f.Dst = p.dst(m, f.From, f.Src, true)
 	if v := m.get("mode"); v != nil {
 		mode := p.mode(v, m.path("mode"))
 		f.Mode = &mode
@@ -108,16 +149,19 @@ func (p *parser) owner(m mapping) (uid, gid int) {
 
 func (p *parser) tree(n *yaml.Node, at Pos) Tree {
 	t := Tree{Pos: at}
-	m, ok := p.mapping(n, at.Field, "src", "dst", "uid", "gid")
+	m, ok := p.mapping(n, at.Field, "src", "dst", "from", "uid", "gid")
 	if !ok {
 		return t
 	}
-	if v := p.required(m, "src"); v != nil {
+	if v := m.get("from"); v != nil {
+		t.From = p.from(v, m.path("from"))
+	}
+	if v := p.required(m, "src"); v != nil && t.From != "" {
+		t.Src = p.imagePath(v, m.path("src"), false)
+	} else if v != nil {
 		t.Src = p.src(v, m.path("src"), dirKind)
 	}
-	if v := p.required(m, "dst"); v != nil {
-		t.Dst = p.imagePath(v, m.path("dst"), false)
-	}
+	t.Dst = p.dst(m, t.From, t.Src, false)
 	t.UID, t.GID = p.owner(m)
 	return t
 }

@@ -29,7 +29,7 @@ func TestErrors(t *testing.T) {
 
 		// Keys.
 		{"unknown top-level key", "name: x\nnmae: y\n", []string{
-			`kiln.yaml:2: unknown key "nmae" (known: name, tag, base, contents, accounts, config, steps)`}},
+			`kiln.yaml:2: unknown key "nmae" (known: name, tag, base, contents, accounts, config, steps, stages, layers)`}},
 		{"unknown nested key", `name: curl
 tag: latest
 base: scratch
@@ -40,7 +40,7 @@ contents:
 `, []string{
 			`kiln.yaml:7: contents: unknown key "binary" (known: binaries, files, trees, symlinks, dirs, certificates, nss, timezone)`}},
 		{"unknown item key", "name: x\ncontents:\n  files:\n    - {src: ./app.conf, dst: /a, owner: root}\n", []string{
-			`kiln.yaml:4: contents.files[0]: unknown key "owner" (known: src, dst, mode, uid, gid)`}},
+			`kiln.yaml:4: contents.files[0]: unknown key "owner" (known: src, dst, from, mode, uid, gid)`}},
 		{"merge key", "name: x\nconfig:\n  <<: {user: a}\n", []string{
 			`kiln.yaml:3: config: unknown key "<<" (known: entrypoint, cmd, env, workdir, user, ports, volumes, labels, stop-signal)`}},
 		{"duplicate key", "name: x\ntag: a\nname: y\n", []string{`kiln.yaml:3: duplicate key "name" (first at line 1)`}},

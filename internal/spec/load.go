@@ -37,10 +37,13 @@ func Parse(file string, data []byte, dir string) (*Spec, error) {
 		return nil, err
 	}
 	s.File, s.Dir = file, abs
+	for _, st := range s.Stages {
+		st.File, st.Dir = file, abs
+	}
 	return s, nil
 }
 
-var topKeys = []string{"name", "tag", "base", "contents", "accounts", "config", "steps"}
+var topKeys = []string{"name", "tag", "base", "contents", "accounts", "config", "steps", "stages", "layers"}
 
 func (p *parser) spec(n *yaml.Node) *Spec {
 	s := &Spec{Tag: "latest", Base: Base{Ref: "scratch"}}
@@ -48,29 +51,49 @@ func (p *parser) spec(n *yaml.Node) *Spec {
 	if !ok {
 		return s
 	}
+	p.stageNames = p.readStageNames(m)
 	if v := p.required(m, "name"); v != nil {
 		s.Name = p.name(v)
 	}
 	if v := m.get("tag"); v != nil {
 		s.Tag = p.tag(v)
 	}
+	if v := m.get("layers"); v != nil {
+		s.Squash = p.layers(v)
+	}
+	p.image(s, m)
+	s.Stages = p.stages(m, s)
+	return s
+}
+
+// image reads what a stage and the top level share: base, contents, accounts, config and steps.
+func (p *parser) image(s *Spec, m mapping) {
 	if v := m.get("base"); v != nil {
-		s.Base = p.base(v)
+		s.Base = p.base(v, m.path("base"))
 	}
 	if v := m.get("contents"); v != nil {
-		s.Contents = p.contents(v, "contents")
+		s.Contents = p.contents(v, m.path("contents"))
 	}
 	if v := m.get("accounts"); v != nil {
-		s.Accounts = p.accounts(v, "accounts")
+		s.Accounts = p.accounts(v, m.path("accounts"))
 	}
 	if v := m.get("config"); v != nil {
-		s.Config = p.config(v, "config")
+		s.Config = p.config(v, m.path("config"))
 	}
 	s.Steps = p.steps(m)
 	if s.Config.User == "" {
 		s.Config.User = runAsUser(s.Accounts)
 	}
-	return s
+}
+
+// layers reads how the finished image is layered: "steps" (one layer for contents and one per
+// step, the default) or "squash" (one layer).
+func (p *parser) layers(n *yaml.Node) bool {
+	s, ok := p.str(n, "layers")
+	if ok && s != "steps" && s != "squash" {
+		p.failf(n, "layers", "want steps or squash, got %q", s)
+	}
+	return s == "squash"
 }
 
 func (p *parser) name(n *yaml.Node) string {
@@ -89,19 +112,22 @@ func (p *parser) tag(n *yaml.Node) string {
 	return s
 }
 
-// base reads the image to start from: scratch, a store reference, or a path on the host.
-func (p *parser) base(n *yaml.Node) Base {
-	b := Base{Pos: Pos{Line: n.Line, Field: "base"}}
-	s, ok := p.text(n, "base")
+// base reads the image to start from: scratch, a stage, a store reference, or a path on the host.
+func (p *parser) base(n *yaml.Node, field string) Base {
+	b := Base{Pos: Pos{Line: n.Line, Field: field}}
+	s, ok := p.text(n, field)
 	switch {
 	case !ok:
 	case s == "scratch":
 		b.Ref = s
+	case p.stageNames[s]:
+		b.Ref, b.Stage = s, true
+		p.uses = append(p.uses, stageUse{stage: s, line: n.Line, field: field})
 	case Base{Ref: s}.IsPath():
-		b.Ref = p.src(n, "base", anyKind)
+		b.Ref = p.src(n, field, anyKind)
 	default:
 		b.Ref = s
-		p.check(n, "base", checkStoreRef(s))
+		p.check(n, field, checkStoreRef(s))
 	}
 	return b
 }

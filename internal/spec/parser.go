@@ -13,6 +13,9 @@ type parser struct {
 	yamlFile string
 	buildDir string // absolute
 	errs     Errors
+
+	stageNames map[string]bool // the keys of stages:, known before anything refers to them
+	uses       []stageUse      // stages used by the image being read
 }
 
 func (p *parser) fail(line int, field string, err error) {

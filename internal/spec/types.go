@@ -17,6 +17,14 @@ type Spec struct {
 	Accounts Accounts
 	Config   Config
 	Steps    []Step
+
+	// Squash folds the finished image into one layer (layers: squash).
+	Squash bool
+	// Stage is the name of a stage under stages:, "" for the image kiln.yaml builds.
+	Stage string
+	// Stages are the images built first, for base or contents ...from: to use: each listed before
+	// any stage that uses it. Set on the top level only; a stage has neither name nor tag.
+	Stages []*Spec
 }
 
 // Pos is where a value was written in kiln.yaml, for errors.
@@ -28,7 +36,8 @@ type Pos struct {
 // Base is the image to start from.
 type Base struct {
 	Pos
-	Ref string // "scratch" (or empty), an image in the store, or a path to an archive or OCI layout
+	Ref   string // "scratch" (or empty), an image in the store, a stage, or a path to an archive or OCI layout
+	Stage bool   // Ref names a stage of this kiln.yaml
 }
 
 // Scratch reports whether the image starts empty.
@@ -50,8 +59,9 @@ type Contents struct {
 // Binary is a host executable copied with its shared-library closure.
 type Binary struct {
 	Pos
-	Src string // absolute host path, a path relative to Dir, or a bare name looked up in PATH
-	Dst string // path in the image; default: Src when absolute (after PATH lookup), else /usr/local/bin/<base>
+	Src  string // absolute host path, a path relative to Dir, or a bare name looked up in PATH
+	Dst  string // path in the image; default: Src when absolute (after PATH lookup), else /usr/local/bin/<base>
+	From string // a stage: Src is a path (or a name in PATH) in that stage's image, not on the host
 }
 
 // File is one file copied from the host.
@@ -59,6 +69,7 @@ type File struct {
 	Pos
 	Src  string
 	Dst  string
+	From string       // a stage: Src is a path in that stage's image, not on the host
 	Mode *fs.FileMode // nil: the source's permission bits
 	UID  int
 	GID  int
@@ -67,10 +78,11 @@ type File struct {
 // Tree is a directory copied recursively; symlinks inside it are kept as symlinks.
 type Tree struct {
 	Pos
-	Src string
-	Dst string
-	UID int
-	GID int
+	Src  string
+	Dst  string
+	From string // a stage: Src is a path in that stage's image, not on the host
+	UID  int
+	GID  int
 }
 
 // Symlink is a symbolic link created in the image.

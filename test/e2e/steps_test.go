@@ -1,9 +1,13 @@
 package e2e
 
 import (
+	"archive/tar"
+	"compress/gzip"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -58,11 +62,11 @@ func stepsApp(t *testing.T) string {
 	return dir
 }
 
-// fromCache lists which steps `kiln build` said came from the cache.
+// fromCache lists which steps of the image (not of its stages) `kiln build` said came from the cache.
 func fromCache(stderr string, steps int) []bool {
 	cached := make([]bool, steps)
 	for i := range cached {
-		cached[i] = strings.Contains(stderr, "step "+strconv.Itoa(i+1)+": from cache")
+		cached[i] = strings.Contains("\n"+stderr, "\nstep "+strconv.Itoa(i+1)+"/"+strconv.Itoa(steps)+": CACHED ")
 	}
 	return cached
 }
@@ -88,6 +92,15 @@ func TestStepsLayersCacheAndReproducibility(t *testing.T) {
 	img := inspect(t, root, "app")
 	if len(img.Layers) != 1+1+4 {
 		t.Fatalf("app has %d layers, want base, contents and 4 steps", len(img.Layers))
+	}
+	// Deletions are OCI whiteouts: a deleted file, and a directory removed and made again as an
+	// opaque directory.
+	if names := layerNames(t, root, img.Layers[3].Digest); !slices.Contains(names, "etc/.wh.doomed") {
+		t.Errorf("step 2's layer lacks the whiteout of /etc/doomed: %v", names)
+	}
+	if names := layerNames(t, root, img.Layers[4].Digest); !slices.Contains(names, "opt/app/.wh..wh..opq") ||
+		!slices.Contains(names, "opt/app/new.txt") {
+		t.Errorf("step 3's layer lacks the opaque /opt/app: %v", names)
 	}
 
 	out := mustKiln(t, root, "run", "--rm", "app", "sh", "-c",
@@ -193,5 +206,161 @@ steps:
 	if r := kilnIn(t, root, "build", dir); r.code == 0 || !strings.Contains(r.stderr, "kiln.yaml:4: steps[0]: ") ||
 		!strings.Contains(r.stderr, "/no/such/program") {
 		t.Errorf("missing program: exit %d\n%s", r.code, r.stderr)
+	}
+}
+
+// Contents taken from a stage come from the stage's root, resolved there (its PATH, its symlinks),
+// never from the host; the stage itself is not tagged.
+func TestStagesFrom(t *testing.T) {
+	root := t.TempDir()
+	stepsBase(t, root)
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "kiln.yaml"), `name: thin
+stages:
+  tools:
+    base: bb
+    steps:
+      - mkdir -p /opt/bb /srv/www && cp /usr/bin/busybox /opt/bb/busybox && ln -s /opt/bb/busybox /usr/bin/bbl
+      - echo staged > /srv/www/index.html && ln -s index.html /srv/www/home.html
+contents:
+  binaries:
+    - {src: bbl, from: tools}
+    - {src: /opt/bb/busybox, dst: /bin/sh, from: tools}
+  files:
+    - {src: /srv/www/home.html, dst: /etc/home, from: tools}
+  trees:
+    - {src: /srv/www, from: tools}
+`, 0o644)
+	first := mustKiln(t, root, "build", dir)
+	if !strings.Contains(first.stderr, "stage tools: step 1/2: /bin/sh -c mkdir") {
+		t.Errorf("the stage's steps are not shown:\n%s", first.stderr)
+	}
+	out := mustKiln(t, root, "run", "--rm", "thin", "sh", "-c",
+		"cat /etc/home /srv/www/home.html; ls /usr/bin; ls /opt/bb; test -e /etc/doomed || echo no-base").stdout
+	if want := "staged\nstaged\nbbl\nbusybox\nno-base\n"; out != want {
+		t.Errorf("image content:\n%s\nwant:\n%s", out, want)
+	}
+	if imgs := mustKiln(t, root, "images").stdout; strings.Contains(imgs, "tools") {
+		t.Errorf("a stage was tagged:\n%s", imgs)
+	}
+	again := mustKiln(t, root, "build", dir)
+	if lastLine(again.stdout) != lastLine(first.stdout) || strings.Count(again.stderr, ": CACHED ") != 2 {
+		t.Errorf("cached rebuild: %s, was %s\n%s", lastLine(again.stdout), lastLine(first.stdout), again.stderr)
+	}
+
+	// An absolute symlink in the stage leads inside the stage's root, not to the host's file.
+	writeFile(t, filepath.Join(dir, "kiln.yaml"), `name: escape
+stages:
+  s:
+    base: bb
+    steps: [ln -s /etc/os-release /osr]
+contents:
+  files: [{src: /osr, from: s}]
+`, 0o644)
+	if _, err := os.Stat("/etc/os-release"); err != nil {
+		t.Skip("SKIP: the host has no /etc/os-release to try to escape to")
+	}
+	r := kilnIn(t, root, "build", dir)
+	if r.code == 0 || !strings.Contains(r.stderr, "kiln.yaml:7: contents.files[0].src: in stage s: ") {
+		t.Errorf("a link out of the stage: exit %d\n%s", r.code, r.stderr)
+	}
+}
+
+// Errors in the stage graph name the kiln.yaml line and leave the store as it was.
+func TestStageErrors(t *testing.T) {
+	root := t.TempDir()
+	stepsBase(t, root)
+	snap := snapshot(t, root)
+	dir := t.TempDir()
+	cases := []struct{ yaml, want string }{
+		{"name: x\nstages:\n  a: {base: bb}\ncontents:\n  binaries:\n    - {src: sh, from: b}\n",
+			`kiln.yaml:6: contents.binaries[0].from: no stage "b" (stages: a)`},
+		{"name: x\nstages:\n  a:\n    base: b\n  b:\n    base: a\nbase: a\n",
+			`kiln.yaml:6: stages.b.base: stages use each other in a cycle: a -> b -> a`},
+		{"name: x\nbase: bb\nsteps:\n  - run: [./not-executable.sh]\n", `kiln.yaml:4: steps[0]: `},
+	}
+	writeFile(t, filepath.Join(dir, "not-executable.sh"), "#!/bin/sh\necho hi\n", 0o644)
+	for _, c := range cases {
+		writeFile(t, filepath.Join(dir, "kiln.yaml"), c.yaml, 0o644)
+		r := kilnIn(t, root, "build", dir)
+		if r.code == 0 || !strings.Contains(r.stderr, c.want) {
+			t.Errorf("%s: exit %d, want an error with %q:\n%s", c.yaml, r.code, c.want, r.stderr)
+		}
+	}
+	if r := kilnIn(t, root, "build", filepath.Join(dir, "missing")); r.code == 0 || !strings.Contains(r.stderr, "build directory") {
+		t.Errorf("a missing build directory: exit %d\n%s", r.code, r.stderr)
+	}
+	if s := snapshot(t, root); s != snap {
+		t.Errorf("the store changed:\n%s\nwas:\n%s", s, snap)
+	}
+}
+
+// A squashed image is one layer holding the base too; what a step deleted from the base is gone
+// from it (no whiteout needed); the same inputs give the same digest.
+func TestStepsSquash(t *testing.T) {
+	root := t.TempDir()
+	stepsBase(t, root)
+	dir := stepsApp(t)
+	unsquashed := lastLine(mustKiln(t, root, "build", dir).stdout)
+	first := mustKiln(t, root, "build", "--squash", "-t", "flat", dir)
+	img := inspect(t, root, "flat")
+	if len(img.Layers) != 1 {
+		t.Fatalf("squashed image has %d layers, want 1", len(img.Layers))
+	}
+	names := layerNames(t, root, img.Layers[0].Digest)
+	for _, n := range names {
+		if strings.Contains(n, ".wh.") || n == "etc/doomed" || n == "opt/app/old.txt" {
+			t.Errorf("squashed layer holds %s", n)
+		}
+	}
+	if !slices.Contains(names, "usr/bin/busybox") || !slices.Contains(names, "made.txt") {
+		t.Errorf("squashed layer lacks the base or a step's file: %v", names)
+	}
+	if lastLine(first.stdout) == unsquashed {
+		t.Error("--squash gave the unsquashed image")
+	}
+	out := mustKiln(t, root, "run", "--rm", "flat", "sh", "-c",
+		`cat /made.txt; test -e /etc/doomed && echo doomed-present; ls /opt/app; cat /greeting`).stdout
+	if want := "made\nnew.txt\nhi\n"; out != want {
+		t.Errorf("squashed content:\n%s\nwant:\n%s", out, want)
+	}
+	cached := mustKiln(t, root, "build", "--squash", "-t", "flat", dir)
+	if !strings.Contains(cached.stderr, "squash: CACHED ") {
+		t.Errorf("squash not from cache:\n%s", cached.stderr)
+	}
+	cold := mustKiln(t, root, "build", "--squash", "--no-cache", "-t", "flat", dir)
+	if a, b, c := lastLine(first.stdout), lastLine(cached.stdout), lastLine(cold.stdout); a != b || a != c {
+		t.Errorf("squashed digests differ: %s, cached %s, --no-cache %s", a, b, c)
+	}
+	// layers: squash in kiln.yaml is the same as --squash.
+	writeFile(t, filepath.Join(dir, "kiln.yaml"), "layers: squash\n"+stepsYAML, 0o644)
+	if d := lastLine(mustKiln(t, root, "build", "-t", "flat", dir).stdout); d != lastLine(first.stdout) {
+		t.Errorf("layers: squash gave %s, --squash %s", d, lastLine(first.stdout))
+	}
+}
+
+// layerNames lists the entries of a stored gzip layer, as written.
+func layerNames(t *testing.T, root, digest string) []string {
+	t.Helper()
+	f, err := os.Open(filepath.Join(root, "store", "blobs", "sha256", strings.TrimPrefix(digest, "sha256:")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		t.Fatalf("layer %s: %v", digest, err)
+	}
+	var names []string
+	tr := tar.NewReader(zr)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return names
+		}
+		if err != nil {
+			t.Fatalf("layer %s: %v", digest, err)
+		}
+		names = append(names, strings.TrimSuffix(strings.TrimPrefix(h.Name, "./"), "/"))
 	}
 }
