@@ -24,16 +24,25 @@ const StatusPrefix = "kiln-exit "
 
 // Config is what kiln-init runs and how it sets up the guest.
 type Config struct {
-	Args     []string `json:"args"`               // entrypoint + cmd; Args[0] is looked up in PATH from Env
-	Env      []string `json:"env,omitempty"`      // NAME=VALUE
-	Workdir  string   `json:"workdir,omitempty"`  // default "/"
-	User     string   `json:"user,omitempty"`     // numeric "uid:gid", resolved at bake time; "" is root
-	Hostname string   `json:"hostname,omitempty"` // default "kiln"
-	Net      *Net     `json:"net,omitempty"`      // nil: loopback only, even if there is a NIC
-	Mounts   []Mount  `json:"mounts,omitempty"`   // 9P shares to mount
+	Args []string `json:"args"` // entrypoint + cmd; Args[0] is looked up in PATH from Env
+	// Entrypoint is the image's entrypoint, the start of Args: kiln boot IMAGE -- ARGS runs
+	// Entrypoint + ARGS, as docker run does. kiln-init does not read it.
+	Entrypoint []string `json:"entrypoint,omitempty"`
+	Env        []string `json:"env,omitempty"`      // NAME=VALUE
+	Workdir    string   `json:"workdir,omitempty"`  // default "/"
+	User       string   `json:"user,omitempty"`     // numeric "uid:gid", resolved at bake time; "" is root
+	Hostname   string   `json:"hostname,omitempty"` // default "kiln"
+	Net        *Net     `json:"net,omitempty"`      // nil: loopback only, even if there is a NIC
+	Mounts     []Mount  `json:"mounts,omitempty"`   // 9P shares to mount
 	// Modules are kernel modules in the initramfs (absolute paths, "/lib/modules/...ko"), loaded
 	// in this order before anything else, for the drivers the kernel has as modules.
 	Modules []string `json:"modules,omitempty"`
+	// NetModules and MountModules are in the initramfs too, for the NIC and for 9P, but only
+	// kiln boot asks for them (kiln.module=PATH, which appends to Modules) when it gives the
+	// guest a NIC or shares: loading unused modules would slow every boot. kiln-init loads
+	// Modules only.
+	NetModules   []string `json:"net_modules,omitempty"`
+	MountModules []string `json:"mount_modules,omitempty"`
 }
 
 // Net configures the first network interface statically.

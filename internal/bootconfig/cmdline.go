@@ -3,6 +3,7 @@ package bootconfig
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -14,6 +15,7 @@ import (
 //	kiln.hostname=NAME      replace Hostname
 //	kiln.net=none|user|ADDR/PREFIX[,GATEWAY[,DNS]]
 //	kiln.mount=TAG:TARGET[:ro]   add a 9P share (repeatable)
+//	kiln.module=PATH        load this module of the initramfs after Modules (repeatable)
 //
 // A value with spaces is written NAME="VALUE". As in the kernel's own parser (lib/cmdline.c
 // next_arg), every double quote toggles quoting, and only a quote right after '=' and the
@@ -96,6 +98,13 @@ func (c *Config) apply(name, value string) error {
 			return err
 		}
 		c.Net = n
+	case "kiln.module":
+		if !strings.HasPrefix(value, "/") {
+			return fmt.Errorf("%q: want an absolute path in the initramfs", value)
+		}
+		if !slices.Contains(c.Modules, value) {
+			c.Modules = append(c.Modules, value)
+		}
 	case "kiln.mount":
 		m, err := ParseMount(value)
 		if err != nil {

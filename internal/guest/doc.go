@@ -1,0 +1,19 @@
+// Package guest is kiln-init, PID 1 of a baked kiln image booted as a microVM. It owns the
+// guest's side of the bootconfig contract, as a short sequence of named steps:
+//
+//  1. mount the pseudo filesystems (/proc, /sys, /dev, /dev/pts, /dev/shm, /tmp, /run)
+//  2. read the baked config (bootconfig.Path) and apply the kernel command line's kiln.* parameters
+//  3. load the kernel modules the config lists (virtio_mmio, virtio_console, 9p, ...)
+//  4. open the virtio console ports kiln.stdout, kiln.stderr and kiln.status
+//  5. bring up loopback, and the first NIC when the config has a network
+//  6. set the hostname, write /etc/resolv.conf, mount the 9P shares
+//  7. run the app (args, env, workdir, uid:gid), forward signals to it, reap orphans
+//  8. when the app exits: kill what is left, write "kiln-exit N" on kiln.status, sync, power off
+//
+// A failing step is reported on kiln.stderr (or the console) and ends the boot with status 125;
+// a command that cannot be found is 127, one that cannot be run 126. PID 1 must never exit
+// (the kernel would panic), so every path ends in a power-off.
+//
+// It imports only the standard library, golang.org/x/sys and internal/bootconfig: kiln-init is
+// copied into every baked image and must stay small and static. It never touches the host.
+package guest

@@ -1,0 +1,14 @@
+//go:build !linux
+
+package guest
+
+import (
+	"fmt"
+	"os"
+)
+
+// Main reports that kiln-init runs only in a Linux guest.
+func Main() {
+	fmt.Fprintln(os.Stderr, "kiln-init: runs only as PID 1 of a Linux guest")
+	os.Exit(2)
+}
