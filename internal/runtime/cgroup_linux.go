@@ -3,9 +3,12 @@ package runtime
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -18,12 +21,18 @@ import (
 // cgroupRoot is where cgroup hierarchies are mounted.
 const cgroupRoot = "/sys/fs/cgroup"
 
-// cgroup is the container's cgroup: for now the device allow-list, which is what keeps a
-// container that may mknod (CAP_MKNOD, as in Docker) from opening a host disk.
+// cgroup is the container's cgroups: the device allow-list, which keeps a container that may
+// mknod (CAP_MKNOD, as in Docker) from opening a host disk, and its resource limits.
+//
+// Where the host has a cgroup2 hierarchy (cgroup2-only, or hybrid beside v1 controllers) the
+// container always gets a cgroup2 directory: the device filter hangs there, and the init is
+// born in it (CLONE_INTO_CGROUP). A limit goes to the cgroup2 directory when its controller is
+// bound to cgroup2, else to a v1 hierarchy the init joins before its workload starts. A v1
+// hierarchy is created only when a limit needs it: joining one costs an RCU grace period.
 type cgroup struct {
-	devices string   // v1 devices hierarchy directory, or ""
-	v2      string   // cgroup2 directory on a cgroup2-only host, or ""
-	v2fd    *os.File // open v2 directory, for CLONE_INTO_CGROUP
+	v1   map[string]string // v1 hierarchy name ("memory", "devices", "cpu,cpuacct"...) -> directory
+	v2   string            // cgroup2 directory, or ""
+	v2fd *os.File          // open v2 directory, for CLONE_INTO_CGROUP
 }
 
 // cgroup2Only reports whether /sys/fs/cgroup is a cgroup2 mount (a unified, v2-only host).
@@ -39,88 +48,110 @@ func cgroupPath(id string, s *specs.Spec) string {
 	return "/kiln/" + id
 }
 
+// newCgroup makes the container's cgroups and writes its limits, before any of its processes
+// exist. On error nothing is left behind.
 func newCgroup(id string, s *specs.Spec) (*cgroup, error) {
 	rel := cgroupPath(id, s)
-	var rules []specs.LinuxDeviceCgroup
-	if s.Linux.Resources != nil {
-		rules = s.Linux.Resources.Devices
+	r := s.Linux.Resources
+	if r == nil {
+		r = &specs.LinuxResources{}
 	}
-	if u := devcgroup.Unified(); u != "" {
-		return newCgroup2(filepath.Join(u, rel), rules)
-	}
-	cg := &cgroup{}
-	devices := filepath.Join(cgroupRoot, "devices")
-	if len(rules) == 0 || !isDir(devices) {
-		return cg, nil
-	}
-	cg.devices = filepath.Join(devices, rel)
-	if err := os.MkdirAll(cg.devices, 0o755); err != nil {
-		return nil, fmt.Errorf("create devices cgroup: %w", err)
-	}
-	if err := writeDeviceRules(cg.devices, rules); err != nil {
+	cg := &cgroup{v1: map[string]string{}}
+	if err := cg.create(rel, r); err != nil {
 		cg.remove()
 		return nil, err
 	}
 	return cg, nil
 }
 
-// newCgroup2 makes the container's cgroup2 cgroup (on a hybrid host too: the kernel checks a
-// cgroup2 device program before the v1 controller) with the device allow-list attached. The init
-// is then born in it (CLONE_INTO_CGROUP): no migration, which on v1 waits for an RCU grace
-// period on every start.
-func newCgroup2(dir string, rules []specs.LinuxDeviceCgroup) (*cgroup, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("create cgroup: %w", err)
+func (cg *cgroup) create(rel string, r *specs.LinuxResources) error {
+	u := devcgroup.Unified()
+	var on2 []string // controllers bound to cgroup2 (none on a hybrid host)
+	if u != "" {
+		on2 = v2Controllers(u)
 	}
-	cg := &cgroup{v2: dir}
-	if len(rules) > 0 {
-		if err := devcgroup.Attach(dir, rules); err != nil {
-			cg.remove()
-			return nil, err
+	var need1 []string // v1 hierarchies the limits need
+	for _, c := range limitControllers(r) {
+		switch {
+		case slices.Contains(on2, c):
+		case v1Hierarchy(c) != "":
+			need1 = append(need1, c)
+		default:
+			return fmt.Errorf("cgroup: this host has no %s controller, needed for the container's %s limit", c, c)
 		}
 	}
-	f, err := os.Open(dir)
-	if err != nil {
-		cg.remove()
-		return nil, err
-	}
-	cg.v2fd = f
-	return cg, nil
-}
-
-func isDir(p string) bool {
-	fi, err := os.Stat(p)
-	return err == nil && fi.IsDir()
-}
-
-func writeDeviceRules(dir string, rules []specs.LinuxDeviceCgroup) error {
-	for _, r := range rules {
-		file := "devices.deny"
-		if r.Allow {
-			file = "devices.allow"
+	if u != "" {
+		if err := cg.create2(u, rel, r, on2); err != nil {
+			return err
 		}
-		if err := os.WriteFile(filepath.Join(dir, file), []byte(deviceRule(r)), 0); err != nil {
-			return fmt.Errorf("device rule %q: %w", deviceRule(r), err)
+	} else if len(r.Devices) > 0 && v1Hierarchy("devices") != "" {
+		need1 = append(need1, "devices")
+	}
+	for _, c := range need1 {
+		if err := cg.create1(c, rel, r); err != nil {
+			return err
 		}
 	}
 	return nil
 }
 
-func deviceRule(r specs.LinuxDeviceCgroup) string {
-	t, access := r.Type, r.Access
-	if t == "" {
-		t = "a"
-	}
-	if access == "" {
-		access = "rwm"
-	}
-	num := func(n *int64) string {
-		if n == nil || *n < 0 {
-			return "*"
+// create2 makes the cgroup2 directory, with the controllers of on2 that the limits need
+// enabled for it, the device filter attached and the limits written. The controllers Docker
+// always has (memory, cpu, io, pids) are enabled too where the host allows, for `kiln stats` and
+// OOM events: on cgroup2 that costs no migration.
+func (cg *cgroup) create2(u, rel string, r *specs.LinuxResources, on2 []string) error {
+	dir := filepath.Join(u, rel)
+	var need []string
+	for _, c := range limitControllers(r) {
+		if slices.Contains(on2, c) {
+			need = append(need, c)
 		}
-		return strconv.FormatInt(*n, 10)
 	}
-	return fmt.Sprintf("%s %s:%s %s", t, num(r.Major), num(r.Minor), access)
+	if err := enableControllers(u, filepath.Dir(dir), need); err != nil {
+		return err
+	}
+	enableControllers(u, filepath.Dir(dir), slices.DeleteFunc(slices.Clone(on2), func(c string) bool {
+		return c == "cpuset" || slices.Contains(need, c)
+	})) // best effort: only stats miss them
+	cg.v2 = dir
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("create cgroup: %w", err)
+	}
+	if len(r.Devices) > 0 {
+		if err := devcgroup.Attach(dir, r.Devices); err != nil {
+			return err
+		}
+	}
+	if err := setLimits2(dir, r, need); err != nil {
+		return err
+	}
+	f, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	cg.v2fd = f
+	return nil
+}
+
+// create1 makes the container's directory in the v1 hierarchy of controller c and writes the
+// limits that belong there.
+func (cg *cgroup) create1(c, rel string, r *specs.LinuxResources) error {
+	h := v1Hierarchy(c)
+	dir := filepath.Join(cgroupRoot, h, rel)
+	cg.v1[h] = dir // before it exists: a failure half way removes it
+	if c == "cpuset" {
+		if err := mkdirCpuset(filepath.Join(cgroupRoot, h), rel); err != nil {
+			return err
+		}
+	} else if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("create %s cgroup: %w", c, err)
+	}
+	return setLimits1(c, dir, r)
+}
+
+func isDir(p string) bool {
+	fi, err := os.Stat(p)
+	return err == nil && fi.IsDir()
 }
 
 // prepare makes the init start inside the cgroup where the kernel can do that atomically.
@@ -134,10 +165,15 @@ func (cg *cgroup) prepare(attr *syscall.SysProcAttr) {
 // join moves pid into the v1 hierarchies (before the init has read its config, so before it
 // can do anything).
 func (cg *cgroup) join(pid int) error {
-	if cg == nil || cg.devices == "" {
+	if cg == nil {
 		return nil
 	}
-	return os.WriteFile(filepath.Join(cg.devices, "cgroup.procs"), []byte(strconv.Itoa(pid)), 0)
+	for _, h := range slices.Sorted(maps.Keys(cg.v1)) {
+		if err := writeFile(cg.v1[h], "cgroup.procs", strconv.Itoa(pid)); err != nil {
+			return fmt.Errorf("join cgroup: %w", err)
+		}
+	}
+	return nil
 }
 
 // remove deletes the container's cgroups once its processes are gone.
@@ -149,12 +185,21 @@ func (cg *cgroup) remove() error {
 		cg.v2fd.Close()
 	}
 	var errs []error
-	for _, d := range []string{cg.devices, cg.v2} {
-		if d != "" {
-			errs = append(errs, rmdirRetry(d))
-		}
+	for _, d := range cg.dirs() {
+		errs = append(errs, rmdirRetry(d))
 	}
 	return errors.Join(errs...)
+}
+
+func (cg *cgroup) dirs() []string {
+	var ds []string
+	for _, d := range cg.v1 {
+		ds = append(ds, d)
+	}
+	if cg.v2 != "" {
+		ds = append(ds, cg.v2)
+	}
+	return ds
 }
 
 // rmdirRetry removes a cgroup directory; it can stay busy for a moment after its last process.
@@ -177,9 +222,11 @@ func rmdirRetry(d string) error {
 // to remove it; directories that do not exist are left out.
 func existingCgroup(id string) *cgroup {
 	rel := "/kiln/" + id
-	cg := &cgroup{}
-	if d := filepath.Join(cgroupRoot, "devices", rel); isDir(d) {
-		cg.devices = d
+	cg := &cgroup{v1: map[string]string{}}
+	for _, c := range v1Controllers {
+		if h := v1Hierarchy(c); h != "" && isDir(filepath.Join(cgroupRoot, h, rel)) {
+			cg.v1[h] = filepath.Join(cgroupRoot, h, rel)
+		}
 	}
 	if u := devcgroup.Unified(); u != "" && isDir(filepath.Join(u, rel)) {
 		cg.v2 = filepath.Join(u, rel)
@@ -192,4 +239,42 @@ func existingCgroup(id string) *cgroup {
 func Cleanup(id string) error { return existingCgroup(id).remove() }
 
 // oomKilled reports whether the OOM killer killed a process of the cgroup. Read it before remove.
-func (cg *cgroup) oomKilled() bool { return false }
+func (cg *cgroup) oomKilled() bool {
+	if cg == nil {
+		return false
+	}
+	if h := v1Hierarchy("memory"); h != "" && cg.v1[h] != "" {
+		d := cg.v1[h]
+		return keyedValue(d, "memory.oom_control", "oom_kill") > 0
+	}
+	return cg.v2 != "" && keyedValue(cg.v2, "memory.events", "oom_kill") > 0
+}
+
+// keyedValue reads "key value" lines (memory.events, memory.stat, cpu.stat) and returns key's
+// value, or 0.
+func keyedValue(dir, file, key string) uint64 {
+	b, err := os.ReadFile(filepath.Join(dir, file))
+	if err != nil {
+		return 0
+	}
+	for line := range strings.Lines(string(b)) {
+		if k, v, ok := strings.Cut(strings.TrimSpace(line), " "); ok && k == key {
+			n, _ := strconv.ParseUint(v, 10, 64)
+			return n
+		}
+	}
+	return 0
+}
+
+// writeFile writes a cgroup control file, with an error that names the file and the value.
+func writeFile(dir, file, value string) error {
+	p := filepath.Join(dir, file)
+	if err := os.WriteFile(p, []byte(value), 0); err != nil {
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return fmt.Errorf("write %q to %s: %w", value, p, err)
+	}
+	return nil
+}

@@ -41,7 +41,7 @@ func busyboxRoot(t *testing.T) string {
 	if err := os.WriteFile(filepath.Join(root, "bin", "busybox"), data, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	for _, a := range []string{"sh", "cat", "echo", "id", "ls", "mount", "hostname", "sleep", "mknod", "grep", "ip", "ps", "true", "false", "kill"} {
+	for _, a := range []string{"sh", "cat", "echo", "id", "ls", "mount", "hostname", "sleep", "mknod", "grep", "ip", "ps", "true", "false", "kill", "dd"} {
 		os.Symlink("busybox", filepath.Join(root, "bin", a))
 	}
 	return root
