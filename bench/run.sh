@@ -40,7 +40,7 @@ PY
 # A: the host as it is (kiln uses the cgroup2 hierarchy for its device filter). crun cannot run here.
 cd "$work/bundle"
 hyperfine -N --style none --runs $RUNS --warmup 3 --export-json "$work/host.json" \
-  -n "kiln run --rm" "$work/kiln run --rm bb /bin/true" \
+  -n "kiln run --rm" "$work/kiln run --rm --network none bb /bin/true" \
   -n "runc run" "runc run --bundle $work/bundle r1" \
   -n "floor: unshare -mpfiun chroot" "unshare -mpfiun chroot $work/bundle/rootfs /bin/true" \
   >"$work/hyperfine-host.log" 2>&1 || { cat "$work/hyperfine-host.log"; exit 1; }
@@ -51,7 +51,7 @@ set -e
 umount /sys/fs/cgroup/unified 2>/dev/null || true
 cd "$work/bundle"
 hyperfine -N --style none --runs $RUNS --warmup 3 --export-json "$work/nounified.json" \
-  -n "kiln run --rm" "$work/kiln run --rm bb /bin/true" \
+  -n "kiln run --rm" "$work/kiln run --rm --network none bb /bin/true" \
   -n "crun run" "crun run --bundle $work/bundle c1" \
   -n "runc run" "runc run --bundle $work/bundle r1" \
   -n "floor: unshare -mpfiun chroot" "unshare -mpfiun chroot $work/bundle/rootfs /bin/true" \

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -80,8 +81,18 @@ func prepare(ctx context.Context, e *env, f *runFlags, image string, args []stri
 	if err != nil {
 		return nil, err
 	}
-	if p.spec, err = runspec.Build(specOptions(f, rec, cf, args, binds, dirs)); err != nil {
+	ns, err := setUpNetwork(e, f, rec, cf)
+	if err != nil {
 		return nil, err
+	}
+	if p.spec, err = runspec.Build(specOptions(f, rec, cf, args, binds, dirs, ns)); err != nil {
+		return nil, err
+	}
+	if ns.network != "" {
+		p.spec.Annotations[annotationNetwork] = ns.network
+	}
+	if ns.nsPath != "" {
+		p.spec.Annotations[annotationJoinStart] = strconv.FormatUint(ns.start, 10)
 	}
 	p.rootfs = overlay(rec.Dir(), dirs)
 	return p, p.save()
@@ -95,17 +106,17 @@ func newState(f *runFlags, image string, d v1.Hash, cf *v1.ConfigFile) *containe
 	return &container.State{
 		Name: f.name, Image: image, ImageDigest: d.String(), Created: time.Now().UTC(),
 		Status: container.StatusCreated, AutoRemove: f.rm, Detached: f.detach, Terminal: f.tty,
-		StopSignal: cf.Config.StopSignal, Layers: diffIDs,
+		StopSignal: cf.Config.StopSignal, Layers: diffIDs, Network: f.network,
 	}
 }
 
-func specOptions(f *runFlags, rec *container.Container, cf *v1.ConfigFile, args []string, binds []runspec.Bind, dirs []string) runspec.Options {
+func specOptions(f *runFlags, rec *container.Container, cf *v1.ConfigFile, args []string, binds []runspec.Bind, dirs []string, ns *netSetup) runspec.Options {
 	o := runspec.Options{
 		ID: rec.ID(), Image: cf, Args: args, Env: f.env, EnvFiles: f.envFiles, HostEnv: os.LookupEnv,
 		Workdir: f.workdir, User: f.user, Hostname: f.hostname, Terminal: f.tty, ReadOnly: f.readOnly,
 		Tmpfs: f.tmpfs, Binds: binds, CapAdd: f.capAdd, CapDrop: f.capDrop, Privileged: f.privileged,
 		SecurityOpt: f.secOpts, Network: f.network, Init: f.init, LayerDirs: dirs, Limits: f.limits.limits,
-		RootPath: filepath.Join(rec.Dir(), "rootfs"),
+		RootPath: filepath.Join(rec.Dir(), "rootfs"), NetNSPath: ns.nsPath, NetworkFiles: ns.files,
 	}
 	if f.entrypointSet {
 		o.Entrypoint = &f.entrypoint
@@ -153,8 +164,15 @@ func load(rec *container.Container, root string) (*prepared, error) {
 
 // start runs the container and records it as running, with this process as its monitor.
 func (p *prepared) start(ctx context.Context, stdio runtime.Stdio) (*runtime.Container, error) {
-	ctr, err := runtime.Start(ctx, runtime.Config{ID: p.rec.ID(), Spec: p.spec, RootFS: p.rootfs,
-		Stdio: stdio, StateDir: p.rec.Dir()})
+	cfg := runtime.Config{ID: p.rec.ID(), Spec: p.spec, RootFS: p.rootfs, Stdio: stdio, StateDir: p.rec.Dir()}
+	if name := p.spec.Annotations[annotationNetwork]; name != "" {
+		cfg.OnCreate = func(pid int) error { return attachNetwork(name, p.rec.ID(), pid) }
+	}
+	err := checkJoin(p.spec)
+	var ctr *runtime.Container
+	if err == nil {
+		ctr, err = runtime.Start(ctx, cfg)
+	}
 	if err != nil {
 		p.rec.Update(func(s *container.State) error {
 			s.Status, s.Error, s.ExitCode, s.Finished = container.StatusExited, err.Error(), runtime.ExitCode(err), time.Now().UTC()
@@ -185,23 +203,31 @@ func (p *prepared) finish(ctr *runtime.Container) int {
 	return exit.Code
 }
 
-// record writes how the container ended, and removes it if it was run with --rm.
+// record writes how the container ended, releases its network, and removes it if it was run
+// with --rm.
 func (p *prepared) record(exit runtime.Exit) {
-	var auto bool
+	var auto, bridged bool
 	p.rec.Update(func(s *container.State) error {
 		s.Status, s.ExitCode, s.Finished = container.StatusExited, exit.Code, time.Now().UTC()
 		s.OOMKilled = exit.OOMKilled
-		auto = s.AutoRemove
+		auto, bridged = s.AutoRemove, s.IPAddress != "" && !strings.HasPrefix(s.Network, "container:")
 		return nil
 	})
+	if bridged {
+		releaseNetwork(p.rec.ID())
+	}
 	if auto {
 		p.discard()
 	}
 }
 
-// discard removes the container's record and the anonymous volumes made for it.
+// discard removes the container's record, its place on a network and the anonymous volumes
+// made for it.
 func (p *prepared) discard() {
 	s, err := p.rec.State()
+	if err != nil || s.IPAddress != "" {
+		releaseNetwork(p.rec.ID())
+	}
 	if err == nil && len(s.AnonVolumes) > 0 {
 		if vs, err := volume.Open(p.root); err == nil {
 			for _, v := range s.AnonVolumes {

@@ -24,6 +24,7 @@ func newPs(e *env) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			defer sweepNetworks() // after List has refreshed the states of the dead
 			states, err := cs.List()
 			if err != nil {
 				return err
@@ -53,11 +54,24 @@ func newPs(e *env) *cobra.Command {
 
 func psTable(e *env, states []*container.State) error {
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 3, ' ', 0)
-	fmt.Fprintln(tw, "CONTAINER ID\tIMAGE\tCREATED\tSTATUS\tNAMES")
+	fmt.Fprintln(tw, "CONTAINER ID\tIMAGE\tCREATED\tSTATUS\tPORTS\tNAMES")
 	for _, s := range states {
-		fmt.Fprintf(tw, "%s\t%s\t%s ago\t%s\t%s\n", s.ID[:12], s.Image, since(s.Created), statusLine(s), s.Name)
+		fmt.Fprintf(tw, "%s\t%s\t%s ago\t%s\t%s\t%s\n", s.ID[:12], s.Image, since(s.Created), statusLine(s), portsLine(s), s.Name)
 	}
 	return tw.Flush()
+}
+
+// portsLine reads like Docker's: "0.0.0.0:8080->80/tcp, 127.0.0.1:5353->53/udp", for a
+// running container.
+func portsLine(s *container.State) string {
+	if s.Status != container.StatusRunning {
+		return ""
+	}
+	parts := make([]string, len(s.Ports))
+	for i, p := range s.Ports {
+		parts[i] = fmt.Sprintf("%s->%d/%s", hostAddr(p), p.ContainerPort, p.Protocol)
+	}
+	return strings.Join(parts, ", ")
 }
 
 // statusLine reads like Docker's: "Up 3 minutes", "Exited (0) 2 seconds ago".

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"syscall"
 	"time"
@@ -20,6 +21,7 @@ func newRm(e *env) *cobra.Command {
 		Long:  "Remove stopped containers: their record, log and upper directory. -f kills a running one first; -v also removes its anonymous volumes.",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			defer sweepNetworks()
 			for _, ref := range args {
 				if err := rmOne(e, ref, force, vols); err != nil {
 					return err
@@ -66,7 +68,8 @@ func rmOne(e *env, ref string, force, vols bool) error {
 	if err := rec.Remove(); err != nil {
 		return err
 	}
-	return runtime.Cleanup(s.ID) // a monitor killed with -9 could not remove the cgroup itself
+	// A monitor killed with -9 could not release the network or remove the cgroup itself.
+	return errors.Join(releaseNetwork(s.ID), runtime.Cleanup(s.ID))
 }
 
 func newWait(e *env) *cobra.Command {

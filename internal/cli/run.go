@@ -23,6 +23,7 @@ type runFlags struct {
 	entrypointSet                                            bool
 	env, envFiles, volumes, tmpfs, capAdd, capDrop, secOpts  []string
 	limits                                                   limitFlags // run_limits.go
+	net                                                      netFlags   // run_network.go
 }
 
 func newRun(e *env) *cobra.Command {
@@ -59,7 +60,7 @@ func addRunFlags(fl *pflag.FlagSet, f *runFlags) {
 	fl.StringVarP(&f.workdir, "workdir", "w", "", "working directory inside the container")
 	fl.StringVarP(&f.user, "user", "u", "", "user[:group], names or ids (resolved in the image)")
 	fl.StringVarP(&f.hostname, "hostname", "h", "", "container host name (default: the ID's first 12 characters)")
-	fl.StringVar(&f.network, "network", "none", "network: none (loopback only) or host")
+	addNetworkFlags(fl, f)
 	fl.StringVar(&f.entrypoint, "entrypoint", "", "override the image's entrypoint")
 	fl.StringArrayVarP(&f.env, "env", "e", nil, "set NAME=VALUE (or pass NAME from kiln's environment)")
 	fl.StringArrayVar(&f.envFiles, "env-file", nil, "read NAME=VALUE lines from a file")
@@ -86,11 +87,7 @@ func (f *runFlags) validate() error {
 	if err := f.limits.parse(); err != nil {
 		return err
 	}
-	switch f.network {
-	case "none", "host":
-		return nil
-	}
-	return fmt.Errorf("--network %q: want none or host", f.network)
+	return f.validateNetwork()
 }
 
 // runContainer is `kiln run`: errors exit 125 (or 126/127 from the runtime), as with Docker.
@@ -110,6 +107,9 @@ func runContainerErr(cmd *cobra.Command, e *env, f *runFlags, image string, args
 	}
 	if err := checkTerminal(f, fileOr(e.stdin, os.Stdin)); err != nil {
 		return err
+	}
+	if f.net.mode.Kind == "bridge" {
+		sweepNetworks() // free what dead containers hold: their addresses, their ports
 	}
 	p, err := prepare(cmd.Context(), e, f, image, args)
 	if err != nil {

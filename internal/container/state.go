@@ -54,6 +54,8 @@ type State struct {
 	AnonVolumes []string          `json:",omitempty"` // removed with `kiln rm -v`
 	Volumes     []string          `json:",omitempty"` // named volumes it uses
 	Ports       []Port            `json:",omitempty"`
+	Network     string            `json:",omitempty"` // the network it is on, or none, host, container:ID
+	IPAddress   string            `json:",omitempty"` // its address on Network
 	Labels      map[string]string `json:",omitempty"`
 }
 

@@ -376,7 +376,7 @@ func TestBuildErrors(t *testing.T) {
 		{"tmpfs", func(o *Options) { o.Tmpfs = []string{"relative"} }, "--tmpfs relative: destination must be absolute"},
 		{"workdir", func(o *Options) { o.Workdir = "rel" }, "-w rel: must be an absolute path"},
 		{"env", func(o *Options) { o.Env = []string{"=v"} }, "-e =v: invalid environment variable"},
-		{"network", func(o *Options) { o.Network = "bridge" }, "--network bridge: not supported (none, host)"},
+		{"network", func(o *Options) { o.Network = "container:web" }, "--network container:web: the container's network namespace is unknown"},
 		{"apparmor", func(o *Options) { o.SecurityOpt = []string{"apparmor=docker-default"} }, "--security-opt apparmor=docker-default: not supported (kiln does not use AppArmor)"},
 		{"selinux", func(o *Options) { o.SecurityOpt = []string{"label=type:svirt_t"} }, "--security-opt label=type:svirt_t: not supported (kiln sets no SELinux labels)"},
 		{"unknown opt", func(o *Options) { o.SecurityOpt = []string{"frobnicate"} }, "--security-opt frobnicate: unknown option"},

@@ -41,9 +41,12 @@ type Options struct {
 	CapAdd, CapDrop []string // --cap-add, --cap-drop: "NET_ADMIN", "cap_net_admin", "ALL"
 	Privileged      bool     // --privileged
 	SecurityOpt     []string // --security-opt: seccomp=unconfined|FILE, no-new-privileges[=BOOL], systempaths=unconfined, label=disable
-	Network         string   // --network: "none" or "" (a new network namespace with loopback only), "host"
+	Network         string   // --network: see network.go
 	Init            bool     // --init
 	Limits          Limits   // --memory, --cpus, --pids-limit...: the container's cgroup limits
+
+	NetNSPath    string       // --network container:NAME: that container's network namespace
+	NetworkFiles NetworkFiles // bind-mounted at /etc/hosts, /etc/hostname, /etc/resolv.conf
 
 	// LayerDirs are the image's unpacked layers, top first; only the
 	// image's /etc/passwd and /etc/group are read from them.
@@ -62,10 +65,11 @@ func Build(o Options) (*specs.Spec, error) {
 	if !path.IsAbs(o.RootPath) {
 		return nil, fmt.Errorf("root path %q: must be absolute", o.RootPath)
 	}
-	hostNetwork, err := network(o.Network)
+	netMode, err := network(o.Network, o.NetNSPath)
 	if err != nil {
 		return nil, err
 	}
+	hostNetwork := netMode == netHost
 	host, err := hostname(o.Hostname, o.ID, hostNetwork)
 	if err != nil {
 		return nil, err
@@ -83,7 +87,7 @@ func Build(o Options) (*specs.Spec, error) {
 	if err != nil {
 		return nil, err
 	}
-	ms, err := mounts(mountInput{binds: o.Binds, tmpfs: o.Tmpfs, readOnly: o.ReadOnly, privileged: o.Privileged})
+	ms, err := mounts(mountInput{binds: withNetworkFiles(o.Binds, o.NetworkFiles), tmpfs: o.Tmpfs, readOnly: o.ReadOnly, privileged: o.Privileged})
 	if err != nil {
 		return nil, err
 	}
@@ -103,7 +107,7 @@ func Build(o Options) (*specs.Spec, error) {
 		Mounts:      ms,
 		Annotations: map[string]string{AnnotationStopSignal: stop},
 		Linux: &specs.Linux{
-			Namespaces: namespaces(hostNetwork),
+			Namespaces: namespaces(netMode, o.NetNSPath),
 			Resources:  resources,
 			Seccomp:    filter,
 		},
@@ -112,7 +116,7 @@ func Build(o Options) (*specs.Spec, error) {
 		spec.Linux.MaskedPaths = maskedPaths()
 		spec.Linux.ReadonlyPaths = readonlyPaths()
 	}
-	if !hostNetwork {
+	if netMode == netOwn {
 		// Docker's, for a network namespace of the container's own: ping
 		// without CAP_NET_RAW, and any port without CAP_NET_BIND_SERVICE.
 		spec.Linux.Sysctl = map[string]string{
@@ -190,32 +194,4 @@ func resolveUser(flag, image string, layerDirs []string) (specs.User, string, er
 		return u, "", fmt.Errorf("%s: %w", what, err)
 	}
 	return u, home, nil
-}
-
-// namespaces: a new pid, ipc, uts, mount and (unless --network host) network
-// namespace, and a cgroup namespace, which the runtime only creates where
-// cgroup2 is in use (as Docker's default "private" cgroupns mode does).
-func namespaces(hostNetwork bool) []specs.LinuxNamespace {
-	ns := []specs.LinuxNamespace{
-		{Type: specs.PIDNamespace},
-		{Type: specs.IPCNamespace},
-		{Type: specs.UTSNamespace},
-		{Type: specs.MountNamespace},
-	}
-	if !hostNetwork {
-		ns = append(ns, specs.LinuxNamespace{Type: specs.NetworkNamespace})
-	}
-	return append(ns, specs.LinuxNamespace{Type: specs.CgroupNamespace})
-}
-
-// network: "none" (and "" until kiln has private networks) is a new network
-// namespace with only loopback; "host" shares the host's.
-func network(mode string) (host bool, err error) {
-	switch mode {
-	case "", "none":
-		return false, nil
-	case "host":
-		return true, nil
-	}
-	return false, fmt.Errorf("--network %s: not supported (none, host)", mode)
 }

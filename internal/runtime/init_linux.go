@@ -127,6 +127,7 @@ func initContainer(g *gate, cfg *initConfig) error {
 		name string
 		do   func() error
 	}{
+		{"join namespaces", func() error { return joinNamespaces(s.Linux.Namespaces) }},
 		{"make mounts private", func() error { return privatizeMounts(s.Linux.RootfsPropagation) }},
 		{"mount root", func() error { return mountRoot(root, cfg.RootFS) }},
 		{"mount filesystems", func() error { return mountAll(root, s.Mounts) }},

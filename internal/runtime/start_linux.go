@@ -154,7 +154,10 @@ func cloneFlags(nss []specs.LinuxNamespace) (uintptr, error) {
 			return 0, fmt.Errorf("namespace %q is not supported", ns.Type)
 		}
 		if ns.Path != "" {
-			return 0, fmt.Errorf("joining the %s namespace at %s is not supported yet", ns.Type, ns.Path)
+			if err := checkJoin(ns); err != nil {
+				return 0, err
+			}
+			continue // the init joins it: see joinNamespaces
 		}
 		if ns.Type == specs.CgroupNamespace && !cgroup2Only() {
 			continue // a cgroup namespace only makes sense where the container's cgroup is a cgroup2 one
