@@ -162,11 +162,11 @@ func mountOne(root string, m specs.Mount) error {
 	defer target.Close()
 	src := m.Source
 	if bind {
-		err := bindMount(src, target, flags)
-		if errors.Is(err, unix.ENOSYS) {
-			err = bindRemount(root, m.Destination, src, target, flags)
+		err := bindMount(src, target, flags, propagationOf(m.Options))
+		if !errors.Is(err, unix.ENOSYS) {
+			return err // propagation included
 		}
-		if err != nil {
+		if err := bindRemount(root, m.Destination, src, target, flags); err != nil {
 			return err
 		}
 	} else if err := unix.Mount(src, procFd(target), m.Type, flags, data); err != nil {
@@ -178,12 +178,13 @@ func mountOne(root string, m specs.Mount) error {
 	return nil
 }
 
-// bindMount binds src on target with its flags (ro, nosuid, ...) set before the mount is
-// attached: open_tree clones src as a detached mount, mount_setattr sets its attributes, and
-// move_mount puts it on exactly the target handle, so no path is looked up twice and the mount
-// is never visible writable. ENOSYS (before Linux 5.12) or flags the new API does not take
-// here: the caller falls back to mount and remount.
-func bindMount(src string, target *os.File, flags uintptr) error {
+// bindMount binds src on target with its flags (ro, nosuid, ...) and propagation (MS_PRIVATE,
+// ...; 0 for the default) set before the mount is attached: open_tree clones src as a detached
+// mount, mount_setattr sets its attributes, and move_mount puts it on exactly the target
+// handle, so no path is looked up twice and the mount is never visible writable. ENOSYS (before
+// Linux 5.12) or flags the new API does not take here: nothing is done, and the caller falls
+// back to mount and remount.
+func bindMount(src string, target *os.File, flags, prop uintptr) error {
 	attr, ok := mountAttrs(flags)
 	if !ok {
 		return unix.ENOSYS
@@ -197,8 +198,9 @@ func bindMount(src string, target *os.File, flags uintptr) error {
 		return &os.PathError{Op: "open_tree", Path: src, Err: err}
 	}
 	defer unix.Close(fd)
-	if attr != 0 {
-		err := unix.MountSetattr(fd, "", uint(unix.AT_EMPTY_PATH|rec), &unix.MountAttr{Attr_set: attr})
+	if prop &^= unix.MS_REC; attr != 0 || prop != 0 {
+		ma := &unix.MountAttr{Attr_set: attr, Propagation: uint64(prop)}
+		err := unix.MountSetattr(fd, "", uint(unix.AT_EMPTY_PATH|rec), ma)
 		if err != nil {
 			return &os.PathError{Op: "mount_setattr", Path: src, Err: err}
 		}
