@@ -8,8 +8,10 @@ export KILN_ROOT ?= $(CURDIR)/.kiln
 
 all: build
 
+# kiln-init (PID 1 of a baked VM) goes beside kiln, where kiln bake looks for it first.
 build:
-	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) ./cmd/kiln
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o $(BIN) ./cmd/kiln
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o bin/kiln-init ./cmd/kiln-init
 
 examples/static/hello: examples/static/hello.go
 	CGO_ENABLED=0 $(GO) build -trimpath -o $@ $<

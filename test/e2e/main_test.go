@@ -27,12 +27,15 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	kiln = filepath.Join(dir, "kiln")
-	build := exec.Command("go", "build", "-o", kiln, "./cmd/kiln")
-	build.Dir = repoRoot
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "build kiln: %v\n%s", err, out)
-		os.Exit(1)
+	// kiln-init beside kiln, where kiln bake looks for it first.
+	for _, pkg := range []string{"./cmd/kiln", "./cmd/kiln-init"} {
+		build := exec.Command("go", "build", "-o", dir, pkg)
+		build.Dir = repoRoot
+		build.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := build.CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "build %s: %v\n%s", pkg, err, out)
+			os.Exit(1)
+		}
 	}
 	code := m.Run()
 	os.RemoveAll(dir)

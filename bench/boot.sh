@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# bench/boot.sh: time from `kiln boot IMAGE` to the app's first line of output, beside the same
+# kernel booting a hand-made busybox initramfs whose /init prints one line, with the same qemu
+# command line (taken from `kiln --verbose boot`, only -initrd changed), runs interleaved, in
+# one run. Prints medians and the ratio.
+# Needs root (or a writable KILN_ROOT), Go, qemu-system-x86, busybox-static, cpio, a kernel in /boot.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS=${RUNS:-10}
+ACCEL=${ACCEL:-auto}
+work=$(mktemp -d /tmp/kiln-bench-boot.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+
+for p in ./cmd/kiln ./cmd/kiln-init; do
+	CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o "$work/" "$p"
+done
+export KILN_ROOT=$work/root
+kiln=$work/kiln
+
+# The app: a static Go program that prints one line.
+mkdir -p "$work/app"
+cat >"$work/app/main.go" <<'GO'
+package main
+
+import "fmt"
+
+func main() { fmt.Println("first line") }
+GO
+printf 'module app\n\ngo 1.26\n' >"$work/app/go.mod"
+(cd "$work/app" && CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o app .)
+cat >"$work/app/kiln.yaml" <<'YAML'
+name: app
+contents:
+  binaries: [{src: ./app, dst: /app}]
+config: {entrypoint: [/app]}
+YAML
+"$kiln" build "$work/app" >/dev/null 2>&1
+
+# The peer: busybox's sh as /init, one echo to the console, power off.
+mkdir -p "$work/bb/bin"
+cp "$(command -v busybox)" "$work/bb/bin/busybox"
+printf '#!/bin/busybox sh\n/bin/busybox echo first line\n/bin/busybox poweroff -f\n' >"$work/bb/init"
+chmod 755 "$work/bb/init"
+(cd "$work/bb" && find . | LC_ALL=C sort | cpio -o -H newc --quiet >"$work/bb.cpio")
+gzip -9 -k "$work/bb.cpio"
+
+# kiln's qemu command line, from a first (warm-up) boot that also fills the bake cache.
+"$kiln" --verbose boot app --accel "$ACCEL" 2>"$work/verbose.log" >/dev/null
+qemu_cmd=$(sed -n 's/^kiln: qemu command: //p' "$work/verbose.log")
+eval "set -- $qemu_cmd"
+peer=()
+while [ $# -gt 0 ]; do
+	if [ "$1" = -initrd ]; then peer+=(-initrd "$work/bb.cpio.gz"); shift 2; continue; fi
+	peer+=("$1")
+	shift
+done
+# The same with the busybox cpio uncompressed, as kiln's boot cache keeps its own.
+peer_raw=("${peer[@]/%bb.cpio.gz/bb.cpio}")
+
+now() { date +%s%N; }
+# first_line CMD...: milliseconds from start to the first output line holding "first line";
+# waits for CMD to end (the VM to power off) before returning.
+first_line() {
+	local t0 t1 line
+	t0=$(now)
+	{
+		while IFS= read -r line; do
+			if [[ $line == *"first line"* ]]; then t1=$(now); break; fi
+		done
+		cat >/dev/null
+	} < <("$@" 3>/dev/null 4>/dev/null 5>/dev/null 6>&1 2>/dev/null)
+	echo $(((t1 - t0) / 1000000))
+}
+
+median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+
+: >"$work/kiln.ms"
+: >"$work/peer.ms"
+: >"$work/raw.ms"
+for _ in $(seq "$RUNS"); do
+	first_line "$kiln" boot app --accel "$ACCEL" >>"$work/kiln.ms"
+	first_line "${peer[@]}" >>"$work/peer.ms"
+	first_line "${peer_raw[@]}" >>"$work/raw.ms"
+done
+k=$(median <"$work/kiln.ms")
+p=$(median <"$work/peer.ms")
+r=$(median <"$work/raw.ms")
+accel=$(grep -o -- '-accel [a-z]*' <<<"$qemu_cmd" | cut -d' ' -f2)
+echo "runs: $RUNS, accel: $accel, kernel: $("$kiln" bake app -o "$work/info" | sed -n 's/^kernel *//p')"
+echo "kiln boot app (cached bake) to first line: median ${k} ms  [$(tr '\n' ' ' <"$work/kiln.ms")]"
+echo "busybox initramfs (gzip), same qemu flags: median ${p} ms  [$(tr '\n' ' ' <"$work/peer.ms")]"
+echo "busybox initramfs (plain cpio), same flags: median ${r} ms  [$(tr '\n' ' ' <"$work/raw.ms")]"
+awk -v k="$k" -v p="$p" -v r="$r" 'BEGIN {printf "ratio kiln/busybox: %.2fx (gzip), %.2fx (plain)\n", k/p, k/r}'
+echo "initramfs sizes: kiln $(stat -c %s "$KILN_ROOT"/cache/boot/*/initramfs) bytes (its boot cache, uncompressed), busybox $(stat -c %s "$work/bb.cpio.gz") (gzip), $(stat -c %s "$work/bb.cpio") (plain)"

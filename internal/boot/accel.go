@@ -1,0 +1,95 @@
+package boot
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+)
+
+// Accelerators for --accel.
+const (
+	AccelAuto = "auto"
+	AccelKVM  = "kvm"
+	AccelTCG  = "tcg"
+)
+
+const kvmGetAPIVersion = 0xAE00 // _IO(KVMIO, 0x00)
+
+// chooseAccel resolves --accel: auto is KVM when it can run a stock kernel, else TCG with a
+// notice saying why.
+func chooseAccel(want string, notice func(string)) (string, error) {
+	switch want {
+	case AccelTCG:
+		return AccelTCG, nil
+	case AccelKVM:
+		if err := openKVM(); err != nil {
+			return "", fmt.Errorf("--accel kvm: %w", err)
+		}
+		return AccelKVM, nil
+	case AccelAuto, "":
+		if why := kvmUnusable(); why != "" {
+			notice(why + ": using TCG (emulation, slower)")
+			return AccelTCG, nil
+		}
+		return AccelKVM, nil
+	}
+	return "", fmt.Errorf("--accel %q: want kvm, tcg or auto", want)
+}
+
+// kvmUnusable says why KVM cannot boot a stock kernel here, or "" if it can.
+//
+// /dev/kvm opening is not enough: inside some cloud VMs it is served by PVM (kvm_pvm), a
+// paravirtual KVM that runs only kernels built as PVM guests; a stock kernel hangs at once.
+// Real hardware virtualization is kvm_intel or kvm_amd.
+func kvmUnusable() string {
+	if err := openKVM(); err != nil {
+		return err.Error()
+	}
+	if exists("/sys/module/kvm_intel") || exists("/sys/module/kvm_amd") {
+		return ""
+	}
+	if exists("/sys/module/kvm_pvm") {
+		return "KVM here is PVM (kvm_pvm), which boots only PVM guest kernels"
+	}
+	return ""
+}
+
+func exists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}
+
+// tcgParams are kernel parameters for a guest under TCG. Its TSC ticks at the host's rate
+// (qemu reads the host's), but the kernel calibrates it against the PIT with busy loops that a
+// loaded host stretches: calibration then fails, the TSC is marked unstable and the boot can
+// hang in the timer check. Telling the kernel the rate skips that.
+func tcgParams() []string {
+	khz := hostTSCkHz()
+	if khz == 0 {
+		return nil
+	}
+	return []string{"tsc_early_khz=" + strconv.Itoa(khz)}
+}
+
+// hostTSCkHz is the host's "cpu MHz" in kHz (its TSC rate on a constant_tsc CPU), 0 if unknown.
+func hostTSCkHz() int {
+	f, err := os.Open("/proc/cpuinfo")
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	s := bufio.NewScanner(f)
+	for s.Scan() {
+		name, value, ok := strings.Cut(s.Text(), ":")
+		if ok && strings.TrimSpace(name) == "cpu MHz" {
+			mhz, err := strconv.ParseFloat(strings.TrimSpace(value), 64)
+			if err != nil || mhz <= 0 {
+				return 0
+			}
+			return int(mhz * 1000)
+		}
+	}
+	return 0
+}

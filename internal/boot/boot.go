@@ -1,0 +1,386 @@
+// Package boot runs a bake (internal/bake) as a qemu microVM: the app's stdout and stderr on
+// the caller's, its exit status returned. It checks everything it can before qemu starts, and
+// qemu never outlives it (parent-death signal, killed on cancel or timeout).
+//
+//	code, err := boot.Run(ctx, boot.Options{Dir: "curl.vm", Stdout: os.Stdout, Stderr: os.Stderr})
+package boot
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/kiln-project/kiln/internal/bake"
+	"github.com/kiln-project/kiln/internal/bootconfig"
+)
+
+// ExitFailed is the status when kiln, qemu or the guest fails before the app reports one.
+const ExitFailed = 125
+
+// QEMU is the emulator kiln runs (Debian package qemu-system-x86).
+const QEMU = "qemu-system-x86_64"
+
+// Options say how to boot.
+type Options struct {
+	Dir     string   // a bake, format initramfs
+	Accel   string   // auto, kvm or tcg
+	Memory  string   // qemu -m: "256M"
+	CPUs    int      // vCPUs
+	Env     []string // NAME=VALUE, over the baked env
+	Args    []string // nil: the baked entrypoint and cmd; else they replace cmd, as with docker run
+	Ports   []Port
+	Volumes []Volume
+	Network string        // "none" or "user"; "" is user with Ports, else none
+	Timeout time.Duration // 0: none
+	Verbose bool          // kernel console to Stderr
+	Stdout  io.Writer
+	Stderr  io.Writer
+	Notice  func(string) // one-line notices (the TCG fallback); nil: none
+}
+
+// Run boots the bake and returns the app's exit status. An error comes with the status to
+// exit with (ExitFailed).
+func Run(ctx context.Context, o Options) (int, error) {
+	if o.Notice == nil {
+		o.Notice = func(string) {}
+	}
+	m, err := plan(o)
+	if err != nil {
+		return ExitFailed, err
+	}
+	if ctx.Err() != nil {
+		return ExitFailed, ctx.Err()
+	}
+	return m.run(ctx, o)
+}
+
+// plan checks the bake and the options and decides qemu's command line; nothing starts.
+func plan(o Options) (*machine, error) {
+	m := &machine{
+		kernel: filepath.Join(o.Dir, bake.KernelFile), initramfs: filepath.Join(o.Dir, bake.InitramfsFile),
+		memory: o.Memory, cpus: o.CPUs, ports: o.Ports, volumes: o.Volumes,
+	}
+	if m.memory == "" {
+		m.memory = "256M"
+	}
+	if m.cpus < 1 {
+		return nil, fmt.Errorf("--cpus %d: want at least 1", m.cpus)
+	}
+	if !validMemory(m.memory) {
+		return nil, fmt.Errorf("--memory %q: want a size in MiB or with a suffix: 256M, 1G", m.memory)
+	}
+	cfg, baked, err := readBake(o.Dir)
+	if err != nil {
+		return nil, err
+	}
+	k, err := bake.OpenKernel(m.kernel)
+	if err != nil {
+		return nil, err
+	}
+	switch o.Network {
+	case "user":
+		m.network = true
+	case "":
+		m.network = len(o.Ports) > 0
+	case "none":
+		if len(o.Ports) > 0 {
+			return nil, errors.New("-p needs a network: drop --network none")
+		}
+	default:
+		return nil, fmt.Errorf("--network %q: want user or none", o.Network)
+	}
+	if err := checkDrivers(k, cfg, m.network, len(o.Volumes) > 0); err != nil {
+		return nil, err
+	}
+	if m.qemu, err = exec.LookPath(QEMU); err != nil {
+		return nil, fmt.Errorf("%s not found: install qemu-system-x86 (Debian: apt-get install qemu-system-x86)", QEMU)
+	}
+	if m.accel, err = chooseAccel(o.Accel, o.Notice); err != nil {
+		return nil, err
+	}
+	m.cmdline, err = cmdline(baked, cfg, o, m.network, m.accel)
+	return m, err
+}
+
+// readBake reads a bake's config.json and cmdline, and checks its initramfs is there.
+func readBake(dir string) (*bootconfig.Config, string, error) {
+	if fi, err := os.Stat(filepath.Join(dir, bake.InitramfsFile)); err != nil || !fi.Mode().IsRegular() {
+		if _, err := os.Stat(filepath.Join(dir, bake.RootfsDir)); err == nil {
+			return nil, "", fmt.Errorf("%s is a --format dir bake: boot needs --format initramfs", dir)
+		}
+		return nil, "", fmt.Errorf("%s is not a bake: no %s file (make one with kiln bake IMAGE -o %s)", dir, bake.InitramfsFile, dir)
+	}
+	data, err := os.ReadFile(filepath.Join(dir, bake.ConfigFile))
+	if err != nil {
+		return nil, "", fmt.Errorf("bake %s: %w", dir, err)
+	}
+	var cfg bootconfig.Config
+	if err := json.Unmarshal(data, &cfg); err != nil {
+		return nil, "", fmt.Errorf("bake %s: %s: %w", dir, bake.ConfigFile, err)
+	}
+	line, err := os.ReadFile(filepath.Join(dir, bake.CmdlineFile))
+	if err != nil {
+		return nil, "", fmt.Errorf("bake %s: %w", dir, err)
+	}
+	return &cfg, strings.TrimSpace(string(line)), nil
+}
+
+// checkDrivers refuses a NIC or 9P shares the guest kernel cannot drive: baked modules, or
+// built in as far as the kernel's config says (an unknown config is given the benefit).
+func checkDrivers(k *bake.Kernel, cfg *bootconfig.Config, network, volumes bool) error {
+	builtIn := func(opts ...string) bool {
+		for _, o := range opts {
+			if k.Config != nil && k.Config[o] != "y" {
+				return false
+			}
+		}
+		return true
+	}
+	if network && len(cfg.NetModules) == 0 && !builtIn("CONFIG_VIRTIO_NET") {
+		return fmt.Errorf("kernel %s has no virtio-net driver (CONFIG_VIRTIO_NET in %s): -p and --network user need one", k.Release, k.ConfigPath)
+	}
+	if volumes && len(cfg.MountModules) == 0 && !builtIn("CONFIG_NET_9P", "CONFIG_NET_9P_VIRTIO", "CONFIG_9P_FS") {
+		return fmt.Errorf("kernel %s has no 9P (CONFIG_NET_9P, CONFIG_9P_FS in %s): -v needs it; Debian's linux-image-amd64 has it, the cloud kernel does not: bake with --kernel /boot/vmlinuz-VERSION-amd64",
+			k.Release, k.ConfigPath)
+	}
+	return nil
+}
+
+// cmdline is the baked kernel command line plus this boot's kiln.* parameters.
+func cmdline(baked string, cfg *bootconfig.Config, o Options, network bool, accel string) (string, error) {
+	var mounts []bootconfig.Mount
+	for i, v := range o.Volumes {
+		mounts = append(mounts, bootconfig.Mount{Tag: volumeTag(i), Target: v.Target, ReadOnly: v.ReadOnly})
+	}
+	var args []string
+	if o.Args != nil {
+		args = append(slices.Clone(cfg.Entrypoint), o.Args...)
+	}
+	params, err := bootconfig.Params(o.Env, args, mounts)
+	if err != nil {
+		return "", err
+	}
+	line := []string{baked}
+	if accel == AccelTCG {
+		line = append(line, tcgParams()...)
+	}
+	if o.Verbose {
+		line = append(line, "loglevel=7")
+	}
+	if network {
+		line = append(line, "kiln.net=user")
+		line = appendModules(line, cfg.NetModules)
+	}
+	if len(mounts) > 0 {
+		line = appendModules(line, cfg.MountModules)
+	}
+	return strings.Join(append(line, params...), " "), nil
+}
+
+func appendModules(line, modules []string) []string {
+	for _, m := range modules {
+		line = append(line, "kiln.module="+m)
+	}
+	return line
+}
+
+// run starts qemu, copies the app's output, and waits for it to power off.
+func (m *machine) run(ctx context.Context, o Options) (int, error) {
+	tail := &lineTail{max: 30}
+	var console io.Writer = tail
+	if o.Verbose {
+		console = o.Stderr
+		o.Notice("qemu command: " + shellQuote(append([]string{m.qemu}, m.args()...)))
+	}
+	var status statusReader
+	var qemuOut strings.Builder
+	cmd, readers, err := m.start(&qemuOut)
+	if err != nil {
+		return ExitFailed, err
+	}
+	var wg sync.WaitGroup
+	for i, w := range []io.Writer{o.Stdout, o.Stderr, &status, console} {
+		wg.Go(func() {
+			io.Copy(w, readers[i])
+			io.Copy(io.Discard, readers[i]) // a closed stdout must not stall the guest
+			readers[i].Close()
+		})
+	}
+	timedOut := m.watch(ctx, cmd.Process, o.Timeout)
+	werr := cmd.Wait()
+	wg.Wait()
+	switch {
+	case timedOut():
+		return ExitFailed, fmt.Errorf("the VM did not power off within --timeout %s: killed", o.Timeout)
+	case ctx.Err() != nil:
+		return ExitFailed, fmt.Errorf("interrupted: VM killed")
+	case status.ok:
+		return status.code, nil
+	case werr != nil:
+		return ExitFailed, fmt.Errorf("%s: %v: %s", QEMU, werr, strings.TrimSpace(qemuOut.String()))
+	}
+	msg := "the VM powered off without an exit status from kiln-init"
+	if t := tail.String(); t != "" {
+		msg += "; its console said:\n" + t
+	} else if !o.Verbose {
+		msg += " (--verbose shows the kernel's messages)"
+	}
+	return ExitFailed, errors.New(msg)
+}
+
+// start starts qemu with the write ends of four pipes as fds 3-6 (stdout, stderr, status,
+// console) and returns the read ends. qemu's own messages go to out; it gets SIGKILL if kiln
+// dies.
+func (m *machine) start(out io.Writer) (*exec.Cmd, []*os.File, error) {
+	readers, writers, err := pipes(4)
+	if err != nil {
+		return nil, nil, err
+	}
+	cmd := exec.Command(m.qemu, m.args()...)
+	cmd.ExtraFiles = writers
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.SysProcAttr = dieWithParent()
+	err = cmd.Start()
+	closeAll(writers)
+	if err != nil {
+		closeAll(readers)
+		return nil, nil, fmt.Errorf("start %s: %w", m.qemu, err)
+	}
+	return cmd, readers, nil
+}
+
+// watch kills qemu when ctx ends or the timeout passes; timedOut reports the latter.
+func (m *machine) watch(ctx context.Context, p *os.Process, timeout time.Duration) (timedOut func() bool) {
+	var expired <-chan time.Time
+	if timeout > 0 {
+		t := time.NewTimer(timeout)
+		expired = t.C
+	}
+	var mu sync.Mutex
+	fired := false
+	done := make(chan struct{})
+	go func() {
+		select {
+		case <-ctx.Done():
+		case <-expired:
+			mu.Lock()
+			fired = true
+			mu.Unlock()
+		case <-done:
+			return
+		}
+		p.Kill()
+	}()
+	return func() bool {
+		close(done)
+		mu.Lock()
+		defer mu.Unlock()
+		return fired
+	}
+}
+
+func pipes(n int) (readers, writers []*os.File, err error) {
+	for range n {
+		r, w, err := os.Pipe()
+		if err != nil {
+			closeAll(readers)
+			closeAll(writers)
+			return nil, nil, err
+		}
+		readers, writers = append(readers, r), append(writers, w)
+	}
+	return readers, writers, nil
+}
+
+func closeAll(fs []*os.File) {
+	for _, f := range fs {
+		f.Close()
+	}
+}
+
+// statusReader finds "kiln-exit N" in what the guest writes on the status port.
+type statusReader struct {
+	buf  []byte
+	ok   bool
+	code int
+}
+
+func (s *statusReader) Write(p []byte) (int, error) {
+	s.buf = append(s.buf, p...)
+	for {
+		line, rest, found := strings.Cut(string(s.buf), "\n")
+		if !found {
+			break
+		}
+		s.buf = []byte(rest)
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), bootconfig.StatusPrefix); ok {
+			if n, err := strconv.Atoi(v); err == nil && !s.ok {
+				s.ok, s.code = true, n
+			}
+		}
+	}
+	return len(p), nil
+}
+
+// lineTail keeps the last max lines written to it.
+type lineTail struct {
+	max   int
+	lines []string
+	part  string
+}
+
+func (t *lineTail) Write(p []byte) (int, error) {
+	sc := bufio.NewScanner(strings.NewReader(t.part + string(p)))
+	t.part = ""
+	complete := strings.HasSuffix(string(p), "\n")
+	var got []string
+	for sc.Scan() {
+		got = append(got, strings.TrimRight(sc.Text(), "\r"))
+	}
+	if !complete && len(got) > 0 {
+		t.part, got = got[len(got)-1], got[:len(got)-1]
+	}
+	t.lines = append(t.lines, got...)
+	if len(t.lines) > t.max {
+		t.lines = t.lines[len(t.lines)-t.max:]
+	}
+	return len(p), nil
+}
+
+func (t *lineTail) String() string {
+	return strings.TrimSpace(strings.Join(append(t.lines, t.part), "\n"))
+}
+
+// shellQuote writes args as a POSIX shell would read them back.
+func shellQuote(args []string) string {
+	q := make([]string, len(args))
+	for i, a := range args {
+		if a != "" && strings.Trim(a, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_=,./:") == "" {
+			q[i] = a
+		} else {
+			q[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+		}
+	}
+	return strings.Join(q, " ")
+}
+
+// validMemory accepts what qemu's -m takes: a number of MiB, or one with a K, M, G or T suffix.
+func validMemory(s string) bool {
+	digits := strings.TrimRight(s, "KMGTkmgt")
+	if len(s)-len(digits) > 1 || digits == "" {
+		return false
+	}
+	n, err := strconv.ParseUint(digits, 10, 64)
+	return err == nil && n > 0
+}

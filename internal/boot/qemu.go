@@ -1,0 +1,78 @@
+package boot
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/kiln-project/kiln/internal/bootconfig"
+)
+
+// The file descriptors qemu inherits (exec.Cmd.ExtraFiles start at 3): pipes that kiln reads.
+const (
+	fdStdout  = 3
+	fdStderr  = 4
+	fdStatus  = 5
+	fdConsole = 6
+)
+
+// machine is the qemu invocation for one boot, everything decided.
+type machine struct {
+	qemu, accel       string
+	kernel, initramfs string
+	cmdline           string
+	memory            string
+	cpus              int
+	ports             []Port
+	volumes           []Volume
+	network           bool
+}
+
+// args is qemu's command line: a microvm (virtio-mmio devices, no PCI, no firmware tables
+// beyond ACPI), no default devices, no monitor; the kernel console on the ISA serial port,
+// the app's stdout, stderr and exit status on virtio console ports.
+func (m *machine) args() []string {
+	a := []string{
+		"-M", "microvm", "-accel", m.accel,
+		"-m", m.memory, "-smp", strconv.Itoa(m.cpus),
+		"-nodefaults", "-no-user-config", "-nographic", "-no-reboot",
+		"-kernel", m.kernel, "-initrd", m.initramfs, "-append", m.cmdline,
+		"-chardev", chardevFD("console", fdConsole), "-serial", "chardev:console",
+		"-device", "virtio-serial-device,max_ports=4",
+	}
+	if m.accel == AccelKVM {
+		a = append(a, "-cpu", "host")
+	}
+	for _, p := range []struct {
+		id, name string
+		fd       int
+	}{{"stdout", bootconfig.PortStdout, fdStdout}, {"stderr", bootconfig.PortStderr, fdStderr}, {"status", bootconfig.PortStatus, fdStatus}} {
+		a = append(a, "-chardev", chardevFD(p.id, p.fd), "-device", "virtserialport,chardev="+p.id+",name="+p.name)
+	}
+	if m.network {
+		netdev := "user,id=net0"
+		for _, p := range m.ports {
+			netdev += fmt.Sprintf(",hostfwd=tcp:127.0.0.1:%d-:%d", p.Host, p.Guest)
+		}
+		a = append(a, "-netdev", netdev, "-device", "virtio-net-device,netdev=net0")
+	}
+	for i, v := range m.volumes {
+		fsdev := fmt.Sprintf("local,id=fs%d,path=%s,security_model=none", i, escapeComma(v.HostDir))
+		if v.ReadOnly {
+			fsdev += ",readonly=on"
+		}
+		a = append(a, "-fsdev", fsdev, "-device", fmt.Sprintf("virtio-9p-device,fsdev=fs%d,mount_tag=%s", i, volumeTag(i)))
+	}
+	return a
+}
+
+// chardevFD is a chardev writing into an inherited file descriptor.
+func chardevFD(id string, fd int) string {
+	return fmt.Sprintf("file,id=%s,path=/dev/fd/%d,append=on", id, fd)
+}
+
+// volumeTag is the 9P mount tag of the i-th volume.
+func volumeTag(i int) string { return "kiln" + strconv.Itoa(i) }
+
+// escapeComma doubles commas, qemu's escape inside an option value.
+func escapeComma(s string) string { return strings.ReplaceAll(s, ",", ",,") }
