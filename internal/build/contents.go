@@ -215,19 +215,23 @@ func symlinkChain(src string) (links []string, file string, err error) {
 
 func addFiles(sp *spec.Spec, c *collected, _ *closure.Resolver) error {
 	for _, f := range sp.Contents.Files {
+		name := f.Src // for errors: the stage's root is a /proc/self/fd path
 		if f.From != "" {
 			src, err := c.stagePath(f.From, f.Src)
 			if err != nil {
 				return specErr(sp, f.Pos, "src", err)
 			}
-			f.Src = src
+			f.Src, name = src, f.Src+" in stage "+f.From
 		}
 		fi, err := os.Stat(f.Src)
 		if err != nil {
 			return specErr(sp, f.Pos, "src", err)
 		}
 		if fi.IsDir() {
-			return specErr(sp, f.Pos, "src", fmt.Errorf("%s is a directory (use contents.trees)", f.Src))
+			return specErr(sp, f.Pos, "src", fmt.Errorf("%s is a directory (use contents.trees)", name))
+		}
+		if !fi.Mode().IsRegular() { // a fifo would hang the build, a device never end
+			return specErr(sp, f.Pos, "src", fmt.Errorf("%s: not a regular file but %s", name, typeName(fi.Mode())))
 		}
 		mode := normalMode(fi.Mode())
 		if f.Mode != nil {
@@ -285,6 +289,19 @@ func addTree(c *collected, src, dst string, uid, gid int, org string) error {
 		c.add(e)
 		return nil
 	})
+}
+
+// typeName says what kind of file, other than a regular one or a directory, m is.
+func typeName(m fs.FileMode) string {
+	switch {
+	case m&fs.ModeNamedPipe != 0:
+		return "a fifo"
+	case m&fs.ModeSocket != 0:
+		return "a socket"
+	case m&fs.ModeDevice != 0:
+		return "a device"
+	}
+	return "mode " + m.String()
 }
 
 // normalMode is the mode a host file gets when kiln.yaml declares none. As in git, only the

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/kiln-project/kiln/internal/closure"
 	"github.com/kiln-project/kiln/internal/layer"
 	"github.com/kiln-project/kiln/internal/spec"
@@ -161,5 +163,33 @@ contents:
 	}
 	if len(c.entries) != len(want) {
 		t.Errorf("entries %+v, want %d", c.entries, len(want))
+	}
+}
+
+// A files: source from a stage that is not a regular file (a fifo a step made, a device node)
+// is an error at its kiln.yaml line: reading it would hang the build, or never end.
+func TestStageFilesRejectNonRegular(t *testing.T) {
+	root := realTempDir(t)
+	if err := unix.Mkfifo(filepath.Join(root, "pipe"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res, err := closure.NewResolver(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stage := func(string) (*stageRoot, error) { return &stageRoot{dir: root, id: "sha256:x", res: res}, nil }
+	sp, err := spec.Parse("kiln.yaml", []byte(`name: x
+stages:
+  st: {}
+contents:
+  files:
+    - {src: /pipe, dst: /etc/x, from: st}
+`), realTempDir(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = addFiles(sp, &collected{stage: stage}, nil)
+	if err == nil || !strings.Contains(err.Error(), "not a regular file") || !strings.Contains(err.Error(), "kiln.yaml:6") {
+		t.Errorf("files src /pipe from a stage: %v, want an error at kiln.yaml:6 saying it is not a regular file", err)
 	}
 }

@@ -22,6 +22,16 @@ func mountLayers(dirs []string) (*treeMount, error) {
 	if len(dirs) == 0 {
 		return nil, errors.New("mount: an image without layers")
 	}
+	if len(dirs) == 1 {
+		// Without an upper layer overlayfs wants two lower ones: an empty one goes under a lone
+		// layer (a plain kiln image, a stage of contents only). The overlay keeps it alive.
+		empty, err := emptyDir()
+		if err != nil {
+			return nil, err
+		}
+		defer unix.Close(empty)
+		dirs = []string{dirs[0], fmt.Sprintf("/proc/self/fd/%d", empty)}
+	}
 	fs, err := unix.Fsopen("overlay", unix.FSOPEN_CLOEXEC)
 	if err != nil {
 		return nil, fmt.Errorf("mount overlay: fsopen: %w", err)
@@ -40,6 +50,23 @@ func mountLayers(dirs []string) (*treeMount, error) {
 		return nil, fmt.Errorf("mount overlay: fsmount: %w", err)
 	}
 	return &treeMount{fd: fd, dir: fmt.Sprintf("/proc/self/fd/%d", fd)}, nil
+}
+
+// emptyDir mounts an empty read-only tmpfs that no mount namespace shows, and returns its fd.
+func emptyDir() (int, error) {
+	fs, err := unix.Fsopen("tmpfs", unix.FSOPEN_CLOEXEC)
+	if err != nil {
+		return -1, fmt.Errorf("mount an empty tmpfs: fsopen: %w", err)
+	}
+	defer unix.Close(fs)
+	if err := unix.FsconfigCreate(fs); err != nil {
+		return -1, fmt.Errorf("mount an empty tmpfs: %w", err)
+	}
+	fd, err := unix.Fsmount(fs, unix.FSMOUNT_CLOEXEC, unix.MOUNT_ATTR_RDONLY|unix.MOUNT_ATTR_NODEV|unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NOEXEC)
+	if err != nil {
+		return -1, fmt.Errorf("mount an empty tmpfs: fsmount: %w", err)
+	}
+	return fd, nil
 }
 
 // setLowerDirs passes the layers one by one ("lowerdir+", Linux 6.8), else as one list: fsconfig

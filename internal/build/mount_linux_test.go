@@ -50,3 +50,30 @@ func TestMountLayers(t *testing.T) {
 		t.Error("the tree is still reachable after close")
 	}
 }
+
+// An image of one layer (a plain kiln image, a stage of contents only) mounts too: overlayfs
+// refuses a lone lower layer without an upper one.
+func TestMountOneLayer(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("SKIP: mounting overlayfs needs root")
+	}
+	only := t.TempDir()
+	if err := os.WriteFile(filepath.Join(only, "f"), []byte("one"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m, err := mountLayers([]string{only})
+	if err != nil {
+		t.Fatalf("mount one layer: %v", err)
+	}
+	defer m.close()
+	entries, err := os.ReadDir(m.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 1 || entries[0].Name() != "f" {
+		t.Errorf("tree of one layer has %v, want [f]", entries)
+	}
+	if b, err := os.ReadFile(filepath.Join(m.dir, "f")); err != nil || string(b) != "one" {
+		t.Errorf("f: %q, %v", b, err)
+	}
+}

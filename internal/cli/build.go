@@ -70,7 +70,7 @@ func runBuild(cmd *cobra.Command, e *env, dir, file string, tags []string, opts 
 	}
 	start := time.Now()
 	view := e.stepView()
-	opts.Tags, opts.Log, opts.Progress = tags, e.logger(), view.event
+	opts.Tags, opts.Log, opts.Progress = tags, view.logger(e.verbose), view.event
 	opts.CacheDir, opts.WorkDir = filepath.Join(e.root, "cache", "layers"), filepath.Join(e.root, "build")
 	opts.ResolveBase = func(ctx context.Context, ref string) (v1.Hash, error) {
 		p := registry.Puller{Options: e.registryOptions(true, nil)}

@@ -3,6 +3,7 @@ package cli
 import (
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"strings"
 	"sync"
@@ -37,6 +38,24 @@ func (e *env) stepView() *stepView {
 		go v.tick()
 	}
 	return v
+}
+
+// logger is the build's logger, writing through the view so that on a terminal a log line
+// never lands after the status line on screen.
+func (v *stepView) logger(verbose bool) *slog.Logger {
+	level := slog.LevelInfo
+	if verbose {
+		level = slog.LevelDebug
+	}
+	return slog.New(&lineHandler{w: v, level: level})
+}
+
+// Write prints whole lines (the logger's) where the status line was, as line does.
+func (v *stepView) Write(p []byte) (int, error) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.clear()
+	return v.w.Write(p)
 }
 
 // stop ends the live display.
@@ -90,11 +109,11 @@ func stepName(ev build.Event) string {
 	return s
 }
 
-// line prints one line above the status line.
+// line prints one line where the status line was; the ticker draws it again under the output.
+// Redrawing it after every line would cost a step that prints much several times its own time.
 func (v *stepView) line(format string, args ...any) {
 	v.clear()
 	fmt.Fprintf(v.w, format+"\n", args...)
-	v.draw()
 }
 
 func (v *stepView) clear() {

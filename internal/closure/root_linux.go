@@ -62,17 +62,43 @@ func rel(p string) string {
 	return r
 }
 
-// open opens the file p under the root for reading.
+// open opens the file or directory p under the root for reading. Anything else is an error: a
+// fifo (which a stage's step can make where a library is looked for) would block the open or the
+// read for good, a device never end; O_NONBLOCK keeps the open itself from waiting.
 func (d *rootDir) open(p string) (*os.File, error) {
+	var fd int
+	var err error
 	if d.fd < 0 {
-		return os.Open(filepath.Join(d.dir, p))
+		fd, err = unix.Open(filepath.Join(d.dir, p), unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	} else {
+		fd, err = d.openat2(rel(p), unix.O_RDONLY|unix.O_NONBLOCK)
+		runtime.KeepAlive(d)
 	}
-	fd, err := d.openat2(rel(p), unix.O_RDONLY)
+	if err == nil {
+		err = regularOrDir(fd)
+	}
 	if err != nil {
 		return nil, &fs.PathError{Op: "open", Path: p, Err: err}
 	}
-	runtime.KeepAlive(d)
 	return os.NewFile(uintptr(fd), p), nil
+}
+
+var errNotRegular = errors.New("not a regular file or directory")
+
+// regularOrDir closes fd unless it is a regular file or a directory, and takes O_NONBLOCK off.
+func regularOrDir(fd int) error {
+	var st unix.Stat_t
+	err := unix.Fstat(fd, &st)
+	if err == nil && st.Mode&unix.S_IFMT != unix.S_IFREG && st.Mode&unix.S_IFMT != unix.S_IFDIR {
+		err = errNotRegular
+	}
+	if err == nil {
+		err = unix.SetNonblock(fd, false)
+	}
+	if err != nil {
+		unix.Close(fd)
+	}
+	return err
 }
 
 // lstat returns the mode of p under the root and, for a symlink, its target.

@@ -1,11 +1,15 @@
 package closure
 
 import (
+	"errors"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // Opening a path under the root resolves its symlinks inside the root, in the kernel: an absolute
@@ -47,5 +51,34 @@ func TestRootDirResolvesInRoot(t *testing.T) {
 	}
 	if _, _, err := d.lstat("/missing"); !os.IsNotExist(err) {
 		t.Errorf("lstat /missing: %v, want not exist", err)
+	}
+}
+
+// A fifo where a program, a library or ld.so.cache is looked for (a stage's step can make one)
+// is an error naming it, not a build blocked for good on its open or read.
+func TestResolveRejectsFifo(t *testing.T) {
+	for _, fifo := range []string{"/bin/app", "/etc/ld.so.cache"} {
+		root := t.TempDir()
+		if fifo != "/bin/app" {
+			if err := os.MkdirAll(filepath.Join(root, "bin"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(root, "bin/app"), []byte("#!/bin/app\n"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(root, fifo)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := unix.Mkfifo(filepath.Join(root, fifo), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		r, err := NewResolver(root)
+		if err == nil {
+			_, err = r.Resolve("/bin/app")
+		}
+		if !errors.Is(err, errNotRegular) || !strings.Contains(err.Error(), fifo) {
+			t.Errorf("%s a fifo: %v, want an error naming it, not a regular file", fifo, err)
+		}
 	}
 }

@@ -37,17 +37,16 @@ type appError struct {
 func (e *appError) Error() string { return e.err.Error() }
 func (e *appError) Unwrap() error { return e.err }
 
-// lookPath finds a command the way execvp does, in the PATH of env.
-func lookPath(name string, env []string) (string, error) {
+// lookPath finds a command the way execvp does, in the PATH of env, in the app's workdir: a
+// relative name ("./app") or PATH entry is relative to it, as the app's exec will be.
+func lookPath(name string, env []string, workdir string) (string, error) {
 	if strings.Contains(name, "/") {
-		return name, checkExecutable(name)
+		p := inDir(workdir, name)
+		return p, checkExecutable(p)
 	}
 	var firstErr error
 	for _, dir := range filepath.SplitList(getenv(env, "PATH")) {
-		if dir == "" {
-			dir = "."
-		}
-		p := filepath.Join(dir, name)
+		p := inDir(workdir, filepath.Join(dir, name))
 		err := checkExecutable(p)
 		if err == nil {
 			return p, nil
@@ -60,6 +59,14 @@ func lookPath(name string, env []string) (string, error) {
 		return "", firstErr
 	}
 	return "", &appError{StatusNotFound, fmt.Errorf("%s: not found in PATH %s", name, getenv(env, "PATH"))}
+}
+
+// inDir is p, made absolute from dir when relative.
+func inDir(dir, p string) string {
+	if filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(dir, p)
 }
 
 func checkExecutable(p string) error {
@@ -76,7 +83,7 @@ func checkExecutable(p string) error {
 // startApp starts the app with stdin from /dev/null and stdout, stderr as given, in its own
 // session, as the config's user.
 func startApp(c *bootconfig.Config, stdout, stderr *os.File) (*os.Process, error) {
-	path, err := lookPath(c.Args[0], c.Env)
+	path, err := lookPath(c.Args[0], c.Env, c.Workdir)
 	if err != nil {
 		return nil, err
 	}

@@ -177,14 +177,39 @@ func TestLookPath(t *testing.T) {
 		t.Fatal(err)
 	}
 	env := []string{"PATH=/nonexistent:" + dir}
-	if p, err := lookPath("app", env); err != nil || p != filepath.Join(dir, "app") {
+	if p, err := lookPath("app", env, "/"); err != nil || p != filepath.Join(dir, "app") {
 		t.Errorf("lookPath(app) = %q, %v", p, err)
 	}
 	for name, want := range map[string]int{"missing": StatusNotFound, "data": StatusCannotExecute, dir + "/data": StatusCannotExecute, "/no/such": StatusNotFound} {
-		_, err := lookPath(name, env)
+		_, err := lookPath(name, env, "/")
 		var ae *appError
 		if !errors.As(err, &ae) || ae.status != want {
 			t.Errorf("lookPath(%q) = %v, want status %d", name, err, want)
+		}
+	}
+}
+
+// TestLookPathInWorkdir: the app runs in its workdir, so "./app", "bin/app" and a relative PATH
+// entry are found there, not in PID 1's cwd.
+func TestLookPathInWorkdir(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "bin"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	app := filepath.Join(dir, "bin", "app")
+	if err := os.WriteFile(app, []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ name, path string }{
+		{"./bin/app", ""},
+		{"bin/app", ""},
+		{"app", "bin"},
+		{"app", "/nonexistent:./bin"},
+		{app, ""},
+	} {
+		p, err := lookPath(tc.name, []string{"PATH=" + tc.path}, dir)
+		if err != nil || p != app {
+			t.Errorf("lookPath(%q) with PATH=%s in %s = %q, %v; want %s", tc.name, tc.path, dir, p, err, app)
 		}
 	}
 }

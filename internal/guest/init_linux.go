@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"strings"
 	"time"
 
@@ -27,14 +28,32 @@ type guest struct {
 	cfgErr  error // a wrong command line, reported once the ports are open
 
 	stdout, stderr, status *os.File // the virtio console ports; nil when the host gave none
+
+	sigs chan os.Signal // SIGCHLD and the forwarded signals, caught from the start
 }
 
 // Main is kiln-init: it sets the guest up, runs the app, and powers the VM off with the app's
 // exit status on the status port. It never returns.
 func Main() {
-	g := &guest{console: os.Stderr}
+	g := newGuest()
 	g.poweroff(g.run())
 }
+
+// newGuest catches the signals PID 1 forwards before anything else: until then the Go runtime's
+// default for SIGTERM, SIGINT (Ctrl-Alt-Del) and SIGHUP is to exit, and PID 1 exiting panics
+// the kernel. Those that come during setup are forwarded once the app has started.
+func newGuest() *guest {
+	sigs := notifySignals()
+	// Caught, and dropped, when a process sends them; a real fault in kiln-init still panics.
+	// Not signal.Ignore: the app would inherit SIGABRT ignored.
+	signal.Notify(make(chan os.Signal, 1), fatal...)
+	return &guest{console: os.Stderr, sigs: sigs}
+}
+
+// fatal are the signals on which the Go runtime crashes when a process sends them (kill -SEGV 1
+// from the app, as root in the guest).
+var fatal = []os.Signal{unix.SIGABRT, unix.SIGBUS, unix.SIGFPE, unix.SIGILL, unix.SIGSEGV,
+	unix.SIGSTKFLT, unix.SIGSYS, unix.SIGTRAP}
 
 // run does every step and returns the exit status to report.
 func (g *guest) run() (status int) {
@@ -136,7 +155,6 @@ func (g *guest) runApp() int {
 	if stdout == nil {
 		stdout, stderr = os.Stdout, os.Stderr
 	}
-	sigs := notifySignals()
 	g.logf("run %q", g.cfg.Args)
 	app, err := startApp(g.cfg, stdout, stderr)
 	if err != nil {
@@ -147,7 +165,7 @@ func (g *guest) runApp() int {
 		}
 		return StatusSetupFailed
 	}
-	status := superviseApp(app, sigs)
+	status := superviseApp(app, g.sigs)
 	g.logf("app exited with status %d", status)
 	return status
 }

@@ -266,6 +266,26 @@ contents:
 	}
 }
 
+// A fifo in a stage where a file or a program is taken from is an error at its kiln.yaml line,
+// not a build blocked for good on opening it.
+func TestStageFifoIsAnError(t *testing.T) {
+	root := t.TempDir()
+	stepsBase(t, root)
+	dir := t.TempDir()
+	for _, c := range []struct{ item, want string }{
+		{"files: [{src: /p, dst: /etc/p, from: s}]", "kiln.yaml:7: contents.files[0].src: /p in stage s: not a regular file"},
+		// A #! script whose interpreter is the fifo: the closure opens it to read its header.
+		{"binaries: [{src: /app, from: s}]", "kiln.yaml:7: contents.binaries[0].src: in stage s: closure: read /p: open /p: not a regular file"},
+	} {
+		writeFile(t, filepath.Join(dir, "kiln.yaml"), "name: fifo\nstages:\n  s:\n    base: bb\n    steps: [\"mkfifo /p && printf '#!/p\\\\n' >/app && chmod 755 /app\"]\n"+
+			"contents:\n  "+c.item+"\n", 0o644)
+		r := kilnIn(t, root, "build", dir)
+		if r.code == 0 || !strings.Contains(r.stderr, c.want) {
+			t.Errorf("%s: exit %d, want an error with %q:\n%s", c.item, r.code, c.want, r.stderr)
+		}
+	}
+}
+
 // Errors in the stage graph name the kiln.yaml line and leave the store as it was.
 func TestStageErrors(t *testing.T) {
 	root := t.TempDir()
@@ -336,6 +356,42 @@ func TestStepsSquash(t *testing.T) {
 	writeFile(t, filepath.Join(dir, "kiln.yaml"), "layers: squash\n"+stepsYAML, 0o644)
 	if d := lastLine(mustKiln(t, root, "build", "-t", "flat", dir).stdout); d != lastLine(first.stdout) {
 		t.Errorf("layers: squash gave %s, --squash %s", d, lastLine(first.stdout))
+	}
+}
+
+// An image of one layer squashes, and a stage of one layer (contents only) is a source for
+// from:, though overlayfs will not mount a lone lower layer by itself.
+func TestOneLayerSquashAndStage(t *testing.T) {
+	root := t.TempDir()
+	stepsBase(t, root)
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "motd"), "from the stage\n", 0o644)
+	writeFile(t, filepath.Join(dir, "kiln.yaml"), `name: one
+base: bb
+stages:
+  files:
+    contents:
+      files: [{src: ./motd, dst: /etc/motd}]
+contents:
+  files: [{src: /etc/motd, from: files}]
+`, 0o644)
+	mustKiln(t, root, "build", dir)
+	if out := mustKiln(t, root, "run", "--rm", "one", "cat", "/etc/motd").stdout; out != "from the stage\n" {
+		t.Errorf("a file from a one-layer stage: %q", out)
+	}
+	// From scratch, contents only: one layer to squash.
+	writeFile(t, filepath.Join(dir, "kiln.yaml"), "name: flat\ncontents:\n  files: [{src: ./motd, dst: /etc/motd}]\n", 0o644)
+	plain := lastLine(mustKiln(t, root, "build", dir).stdout)
+	if n := len(inspect(t, root, "flat").Layers); n != 1 {
+		t.Fatalf("flat has %d layers, want 1 for this test", n)
+	}
+	squashed := lastLine(mustKiln(t, root, "build", "--squash", "-t", "flat:squashed", dir).stdout)
+	img := inspect(t, root, "flat:squashed")
+	if len(img.Layers) != 1 || squashed == plain {
+		t.Errorf("squashed: %d layers, digest %s (unsquashed %s)", len(img.Layers), squashed, plain)
+	}
+	if names := layerNames(t, root, img.Layers[0].Digest); !slices.Contains(names, "etc/motd") {
+		t.Errorf("squashed one-layer image holds %v, want etc/motd", names)
 	}
 }
 
