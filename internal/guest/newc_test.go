@@ -155,8 +155,8 @@ func TestModuleOrderFromModulesDep(t *testing.T) {
 	}
 }
 
-// testKernel returns the kernel to boot in tests, $KILN_TEST_KERNEL or the newest
-// /boot/vmlinuz-*, and its modules directory: ROOT/lib/modules/VERSION for ROOT/boot/vmlinuz-VERSION
+// testKernel returns the kernel to boot in tests, $KILN_TEST_KERNEL or a /boot/vmlinuz-* (one
+// with 9P if there is one, else the newest), and its modules directory: ROOT/lib/modules/VERSION for ROOT/boot/vmlinuz-VERSION
 // (so a kernel package unpacked with dpkg-deb -x works as it is).
 func testKernel(t *testing.T) (kernel, modDir string) {
 	t.Helper()
@@ -168,6 +168,12 @@ func testKernel(t *testing.T) (kernel, modDir string) {
 			t.Skip("SKIP: no kernel to boot: no /boot/vmlinuz-* and KILN_TEST_KERNEL unset (apt-get install linux-image-cloud-amd64)")
 		}
 		kernel = ks[len(ks)-1]
+		for _, k := range ks { // one with 9P (Debian's generic kernel) tests the shares too
+			cfg, err := os.ReadFile(strings.Replace(k, "vmlinuz-", "config-", 1))
+			if err == nil && strings.Contains(string(cfg), "\nCONFIG_NET_9P_VIRTIO=") && strings.Contains(string(cfg), "\nCONFIG_9P_FS=") {
+				kernel = k
+			}
+		}
 	}
 	f, err := os.Open(kernel)
 	if err != nil {
