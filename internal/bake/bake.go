@@ -11,6 +11,7 @@ package bake
 import (
 	"compress/gzip"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -208,6 +209,7 @@ func (res *Result) addModules(t tree, k *Kernel) error {
 	if err != nil {
 		return fmt.Errorf("kernel %s: modules: %w", k.Release, err)
 	}
+	idx.stripSignatures = k.Config != nil && !k.has("CONFIG_MODULE_SIG_FORCE")
 	base, err := idx.resolve(baseModules...)
 	if err != nil {
 		return fmt.Errorf("kernel %s (%s): %w: kiln boot needs CONFIG_VIRTIO_MMIO and CONFIG_VIRTIO_CONSOLE", k.Release, k.ModulesDir, err)
@@ -239,6 +241,9 @@ func (res *Result) copyModules(t tree, idx *moduleIndex, kos, skip []string) ([]
 		data, err := readModule(filepath.Join(idx.dir, ko))
 		if err != nil {
 			return nil, err
+		}
+		if idx.stripSignatures {
+			data = stripSignature(data)
 		}
 		p := path.Join(modulesPath, moduleName(ko)+".ko")
 		if err := t.addFile(p, data, 0o644); err != nil {
@@ -281,6 +286,27 @@ func readModule(p string) ([]byte, error) {
 		return nil, fmt.Errorf("module %s: %w", p, err)
 	}
 	return data, nil
+}
+
+// sigMarker ends a module with an appended signature (the kernel's scripts/sign-file).
+const sigMarker = "~Module signature appended~\n"
+
+// stripSignature drops a module's appended signature. The kernel would check it on every boot
+// (a SHA-256 of the module and an RSA verification: about a third of the time modules take to
+// load under emulation), yet the bake took the module from the kernel's own tree and the
+// initramfs is kiln's. A kernel that insists on signatures keeps them (see addModules).
+func stripSignature(data []byte) []byte {
+	n := len(data) - len(sigMarker)
+	if n < 12 || string(data[n:]) != sigMarker {
+		return data
+	}
+	// struct module_signature: algo, hash, id_type, signer_len, key_id_len, pad[3], sig_len (be32).
+	info := data[n-12 : n]
+	total := int(binary.BigEndian.Uint32(info[8:])) + int(info[3]) + int(info[4]) + 12
+	if total > n {
+		return data
+	}
+	return data[:n-total]
 }
 
 // addInit puts kiln-init at /init; an image with an /init of its own is refused rather than

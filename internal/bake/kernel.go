@@ -178,6 +178,8 @@ type moduleIndex struct {
 	deps    map[string][]string // module name -> .ko path (first) and its dependencies' paths
 	paths   map[string]string   // .ko path -> module name
 	builtin map[string]bool
+	// stripSignatures: copy modules without their signatures (the kernel does not insist).
+	stripSignatures bool
 }
 
 func moduleName(p string) string {
