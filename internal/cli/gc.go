@@ -1,7 +1,11 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/spf13/cobra"
@@ -13,9 +17,11 @@ import (
 func newGC(e *env) *cobra.Command {
 	return &cobra.Command{
 		Use:   "gc",
-		Short: "Remove blobs and unpacked layers nothing references",
-		Long:  "Remove blobs no tagged image references, and unpacked layers neither a tagged image nor a container (running or stopped) uses.",
-		Args:  cobra.NoArgs,
+		Short: "Remove blobs and unpacked layers nothing references, and cached bakes",
+		Long: `Remove blobs no tagged image references, and unpacked layers neither a tagged image nor a
+container (running or stopped) uses. The bakes kiln boot IMAGE cached are removed too: the next
+boot bakes again.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			st, err := e.store()
 			if err != nil {
@@ -35,7 +41,11 @@ func newGC(e *env) *cobra.Command {
 			}
 			fmt.Fprintf(e.stderr, "freed %s in %d blobs and %s in %d unpacked layers\n",
 				size(rep.Freed), len(rep.Removed), size(rep.LayersFreed), len(rep.RemovedLayers))
-			return nil
+			n, freed, err := removeBootCache(e.root)
+			if n > 0 {
+				fmt.Fprintf(e.stderr, "freed %s in %d cached bakes\n", size(freed), n)
+			}
+			return err
 		},
 	}
 }
@@ -61,4 +71,32 @@ func containerLayers(e *env) (map[v1.Hash]bool, error) {
 		}
 	}
 	return keep, nil
+}
+
+// removeBootCache removes the bakes kiln boot IMAGE keeps under ROOT/cache/boot.
+func removeBootCache(root string) (n int, freed int64, err error) {
+	dir := filepath.Join(root, "cache", "boot")
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, 0, nil
+	}
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, ent := range entries {
+		p := filepath.Join(dir, ent.Name())
+		filepath.WalkDir(p, func(_ string, d fs.DirEntry, err error) error {
+			if err == nil && d.Type().IsRegular() {
+				if fi, err := d.Info(); err == nil {
+					freed += fi.Size()
+				}
+			}
+			return nil
+		})
+		if err := os.RemoveAll(p); err != nil {
+			return n, freed, fmt.Errorf("remove cached bake: %w", err)
+		}
+		n++
+	}
+	return n, freed, nil
 }

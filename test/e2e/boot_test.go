@@ -233,6 +233,17 @@ func TestBootCurl(t *testing.T) {
 	if r.code != 0 || !strings.HasPrefix(r.stdout, "curl "+want+" ") {
 		t.Fatalf("kiln boot curl -- --version: exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
 	}
+	// The bake kiln boot cached goes with gc.
+	cached, _ := filepath.Glob(filepath.Join(root, "cache", "boot", "*"))
+	if len(cached) != 1 {
+		t.Fatalf("cached bakes after one boot: %v, want one", cached)
+	}
+	if r := kilnIn(t, root, "gc"); r.code != 0 || !strings.Contains(r.stderr, "in 1 cached bakes") {
+		t.Fatalf("kiln gc: exit %d\n%s", r.code, r.stderr)
+	}
+	if left, _ := filepath.Glob(filepath.Join(root, "cache", "boot", "*")); len(left) != 0 {
+		t.Errorf("cached bakes after gc: %v", left)
+	}
 }
 
 func TestBootBadInput(t *testing.T) {
