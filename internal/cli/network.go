@@ -16,8 +16,8 @@ func newNetwork(e *env) *cobra.Command {
 		Use:   "network",
 		Short: "Manage container networks",
 		Long: `Networks are Linux bridges on the host with a subnet each; containers on one reach each other by
-name (kiln keeps every member's /etc/hosts current) and the outside through IPv4 masquerade.
-The default network, "kiln" (what --network private means), is created on first use; create
+name (kiln keeps every member's /etc/hosts current) and the outside through IPv4 masquerade,
+but not another network's containers (only the ports those publish on the host). The default network, "kiln" (what --network private means), is created on first use; create
 it yourself first to choose its subnet: kiln network create --subnet 10.123.0.0/24 kiln.`,
 	}
 	cmd.AddCommand(newNetworkCreate(e), newNetworkLs(e), newNetworkRm(e), newNetworkInspect(e))

@@ -62,13 +62,15 @@ func (s *Store) create(name, subnet string, mtu int) (*Network, error) {
 	}
 	n := &Network{Name: name, Bridge: freeBridge(nets), Subnet: prefix, Gateway: prefix.Addr().Next(),
 		MTU: cmp.Or(mtu, DefaultMTU), Created: time.Now().UTC(), Endpoints: map[string]*Endpoint{}}
+	// The record first: a kiln killed before the bridge is up leaves a network that its next
+	// container sets up (ensure) or `kiln network rm` removes, not a bridge and rules nothing names.
+	if err := s.put(n); err != nil {
+		return nil, err
+	}
 	if err := setUpHost(n); err != nil {
 		tearDownHost(n)
+		s.remove(n.Name)
 		return nil, fmt.Errorf("create network %s: %w", name, err)
-	}
-	if err := s.put(n); err != nil {
-		tearDownHost(n)
-		return nil, err
 	}
 	return n, nil
 }
@@ -94,10 +96,22 @@ func chooseSubnet(subnet string, nets []*Network, routes []routed) (netip.Prefix
 	case p.Masked() != p:
 		return p, fmt.Errorf("--subnet %s: host bits set (the network is %s)", subnet, p.Masked())
 	}
+	for _, r := range reserved {
+		if r.Overlaps(p) {
+			return p, fmt.Errorf("--subnet %s: overlaps %s, which is not for hosts' addresses", subnet, r)
+		}
+	}
 	if why := overlap(p, nets, routes); why != "" {
 		return p, fmt.Errorf("--subnet %s: overlaps %s", subnet, why)
 	}
 	return p, nil
+}
+
+// reserved are IPv4 ranges a network cannot use whatever the host's routes say: "this"
+// network, loopback, link-local, multicast and the reserved class E with the broadcast address.
+var reserved = []netip.Prefix{
+	netip.MustParsePrefix("0.0.0.0/8"), netip.MustParsePrefix("127.0.0.0/8"),
+	netip.MustParsePrefix("169.254.0.0/16"), netip.MustParsePrefix("224.0.0.0/3"),
 }
 
 // overlap names what p overlaps, or is "".
@@ -141,7 +155,8 @@ func tearDownHost(n *Network) error {
 }
 
 // ensure returns the network a container joins: the default one is created on first use, and
-// a bridge or masquerade rules that are gone (someone flushed the ruleset) are set up again.
+// a bridge or masquerade rules that are gone (someone flushed the ruleset), or set up by an
+// older kiln, are set up again.
 func (s *Store) ensure(name string) (*Network, error) {
 	n, err := s.Get(name)
 	if errors.Is(err, ErrNotFound) && name == DefaultName {
@@ -150,7 +165,7 @@ func (s *Store) ensure(name string) (*Network, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !linkExists(n.Bridge) || !hasNetworkRules(n) {
+	if !linkExists(n.Bridge) || !hasNetworkRules(n) || ipv6On(n.Bridge) {
 		if err := setUpHost(n); err != nil {
 			return nil, fmt.Errorf("network %s: %w", name, err)
 		}

@@ -3,25 +3,29 @@ package network
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/netip"
 	"os"
+	"runtime"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
 
-// hostRoutes are the IPv4 destinations the host routes, except the default route: a new
-// subnet must not overlap any of them.
+// hostRoutes are the IPv4 destinations the host routes, except the default route, and its own
+// addresses (the local table: 127.0.0.0/8, and an address with no route of its own, as a /32
+// on a cloud VM's NIC): a new subnet must not overlap any of them.
 func hostRoutes() ([]routed, error) {
-	rs, err := netlink.RouteList(nil, netlink.FAMILY_V4)
+	rs, err := netlink.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Table: unix.RT_TABLE_UNSPEC}, netlink.RT_FILTER_TABLE)
 	if err != nil {
 		return nil, fmt.Errorf("list host routes: %w", err)
 	}
 	var out []routed
 	for _, r := range rs {
-		if r.Dst == nil {
+		local := r.Table == unix.RT_TABLE_LOCAL && r.Type == unix.RTN_LOCAL
+		if r.Dst == nil || r.Table != unix.RT_TABLE_MAIN && !local {
 			continue
 		}
 		ones, _ := r.Dst.Mask.Size()
@@ -71,7 +75,54 @@ func setUpBridge(n *Network) error {
 			return err
 		}
 	}
-	return nil
+	return disableIPv6(n.Bridge)
+}
+
+// disableIPv6 turns IPv6 off on a link of the current thread's network namespace; a kernel
+// without IPv6 is nothing to do. Networks are IPv4 only, and a link with IPv6 on takes router
+// advertisements: a container (CAP_NET_RAW) could send one to the host through the bridge, or
+// to the other containers on it, and become their IPv6 router (Docker's CVE-2020-13401).
+func disableIPv6(link string) error {
+	err := sysctl("net/ipv6/conf/"+link+"/disable_ipv6", "1")
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	return err
+}
+
+// ipv6On: link has IPv6 enabled (a bridge set up by an older kiln).
+func ipv6On(link string) bool {
+	b, err := os.ReadFile("/proc/sys/net/ipv6/conf/" + link + "/disable_ipv6")
+	return err == nil && string(b) == "0\n"
+}
+
+// disableIPv6In is disableIPv6 inside the network namespace ns (/proc/sys/net is the namespace
+// of the thread that opens it), on a locked thread that enters ns and comes back. The thread
+// must not die: it may be the one a container was forked from, whose parent-death signal
+// would kill it. Only if it cannot come back is it left locked, to die with the goroutine.
+func disableIPv6In(ns netns.NsHandle, link string) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		orig, err := netns.Get()
+		if err != nil {
+			runtime.UnlockOSThread()
+			errc <- fmt.Errorf("this thread's network namespace: %w", err)
+			return
+		}
+		defer orig.Close()
+		if err := netns.Set(ns); err != nil {
+			runtime.UnlockOSThread()
+			errc <- fmt.Errorf("enter the container's network namespace: %w", err)
+			return
+		}
+		err = disableIPv6(link)
+		if netns.Set(orig) == nil {
+			runtime.UnlockOSThread()
+		}
+		errc <- err
+	}()
+	return <-errc
 }
 
 func deleteLink(name string) error {
@@ -142,6 +193,9 @@ func configurePeer(ns netns.NsHandle, n *Network, ep *Endpoint) error {
 	defer h.Close()
 	l, err := h.LinkByName("eth0")
 	if err != nil {
+		return fmt.Errorf("container eth0: %w", err)
+	}
+	if err := disableIPv6In(ns, "eth0"); err != nil { // before it is up: no link-local address, no RA taken
 		return fmt.Errorf("container eth0: %w", err)
 	}
 	if err := h.AddrAdd(l, &netlink.Addr{IPNet: ipNet(ep.IP, n.Subnet.Bits())}); err != nil {

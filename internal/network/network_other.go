@@ -10,6 +10,7 @@ var errUnsupported = errors.New("container networks need Linux")
 
 func hostRoutes() ([]routed, error)       { return nil, errUnsupported }
 func linkExists(string) bool              { return false }
+func ipv6On(string) bool                  { return false }
 func setUpBridge(*Network) error          { return errUnsupported }
 func deleteLink(string) error             { return nil }
 func plug(*Network, *Endpoint, int) error { return errUnsupported }

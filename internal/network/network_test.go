@@ -77,6 +77,8 @@ func TestChooseSubnet(t *testing.T) {
 		"10.1.2.3/24":  "--subnet 10.1.2.3/24: host bits set (the network is 10.1.2.0/24)",
 		"fd00::/64":    "--subnet fd00::/64: only IPv4 subnets are supported",
 		"10.0.0.0/31":  "--subnet 10.0.0.0/31: want a prefix length from /8 to /30",
+		"127.1.0.0/16": "--subnet 127.1.0.0/16: overlaps 127.0.0.0/8, which is not for hosts' addresses",
+		"230.0.0.0/24": "--subnet 230.0.0.0/24: overlaps 224.0.0.0/3, which is not for hosts' addresses",
 	} {
 		if _, err := chooseSubnet(in, nets, routes); err == nil || err.Error() != want {
 			t.Errorf("chooseSubnet(%q) error %v, want %q", in, err, want)
@@ -179,5 +181,28 @@ func TestStoreRecords(t *testing.T) {
 	}
 	if _, err := s.Get("two"); err == nil || err.Error() != "no such network: two" {
 		t.Errorf("Get(two) error %v", err)
+	}
+}
+
+// TestAllocatePortsNamesOwner: a port another container publishes is refused with that
+// container named; a port asked for twice in one run is refused as such.
+func TestAllocatePortsNamesOwner(t *testing.T) {
+	id := "0123456789abcdef0123"
+	p := Port{HostPort: 1, ContainerPort: 80, Protocol: "tcp"}
+	nets := []*Network{{Name: "kiln", Endpoints: map[string]*Endpoint{id: {Container: id, Name: "web", Ports: []Port{p}}}}}
+	_, err := allocatePorts([]Port{p}, nets)
+	if err == nil || !strings.Contains(err.Error(), "already published by a container (web, "+id[:12]+")") {
+		t.Errorf("a port container web publishes: %v", err)
+	}
+	ln, err := listen(Port{HostIP: netip.MustParseAddr("127.0.0.1"), Protocol: "tcp"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	free := ln.port()
+	ln.Close()
+	q := Port{HostIP: netip.MustParseAddr("127.0.0.1"), HostPort: free, ContainerPort: 80, Protocol: "tcp"}
+	if _, err := allocatePorts([]Port{q, {HostPort: free, ContainerPort: 81, Protocol: "tcp"}}, nil); err == nil ||
+		!strings.Contains(err.Error(), "published twice") {
+		t.Errorf("one port asked for twice: %v", err)
 	}
 }

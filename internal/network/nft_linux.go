@@ -20,12 +20,16 @@ import (
 //	  chain prerouting  { type nat hook prerouting priority dstnat; ... dnat per published port }
 //	  chain output      { type nat hook output priority -100; ...   the same, for the host's own connections }
 //	  chain postrouting { type nat hook postrouting priority srcnat; masquerade per network }
+//	  chain guard       { type filter hook prerouting priority raw; bridge <-> 127.0.0.0/8 dropped }
+//	  chain forward     { type filter hook forward priority filter; bridge -> elsewhere, not DNATed: jump isolate }
+//	  chain isolate     { -> another network's bridge: drop }
 //	}
 var table = &nftables.Table{Family: nftables.TableFamilyIPv4, Name: "kiln"}
 
 // guard drops what a container sends to 127.0.0.0/8 through the bridge: route_localnet, which
 // 127.0.0.1:PORT needs, would otherwise let it reach the host's loopback-only services
-// (CVE-2020-8558's lesson).
+// (CVE-2020-8558's lesson). It drops what comes from 127.0.0.0/8 too: route_localnet would let
+// a crafted datagram from 127.0.0.2 reach a host service that trusts loopback peers.
 func guard() *nftables.Chain {
 	return &nftables.Chain{Name: "guard", Table: table, Type: nftables.ChainTypeFilter,
 		Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityRaw}
@@ -42,6 +46,17 @@ func chains() (pre, out, post *nftables.Chain) {
 	return pre, out, post
 }
 
+// forward and isolate keep networks apart, as Docker's isolation chains do: what is routed from
+// one network's bridge to another's is dropped, unless it was DNATed to a published port (which
+// any client may reach). forward jumps to isolate for what leaves a bridge for another
+// interface; isolate drops it when that interface is a kiln bridge.
+func forward() *nftables.Chain {
+	return &nftables.Chain{Name: "forward", Table: table, Type: nftables.ChainTypeFilter,
+		Hooknum: nftables.ChainHookForward, Priority: nftables.ChainPriorityFilter}
+}
+
+func isolate() *nftables.Chain { return &nftables.Chain{Name: "isolate", Table: table} }
+
 // ensureTable adds the table and its chains; adding what exists changes nothing.
 func ensureTable(c *nftables.Conn) {
 	c.AddTable(table)
@@ -50,7 +65,18 @@ func ensureTable(c *nftables.Conn) {
 	c.AddChain(out)
 	c.AddChain(post)
 	c.AddChain(guard())
+	c.AddChain(isolate()) // before forward, whose rules jump to it
+	c.AddChain(forward())
 }
+
+// networkChains are the chains holding a network's rules (kiln-net:BRIDGE).
+func networkChains() []*nftables.Chain {
+	_, _, post := chains()
+	return []*nftables.Chain{post, guard(), forward(), isolate()}
+}
+
+// networkRuleCount is how many rules addNetworkRules adds: hasNetworkRules checks them all.
+const networkRuleCount = 7
 
 // addNetworkRules masquerades the network's outbound traffic, and what reaches it through a
 // published port from the host's loopback (127.0.0.1 cannot leave lo as a source) or from a
@@ -76,7 +102,14 @@ func addNetworkRules(n *Network) error {
 		c.AddRule(&nftables.Rule{Table: table, Chain: post, Exprs: r, UserData: tag})
 	}
 	c.AddRule(&nftables.Rule{Table: table, Chain: guard(), UserData: tag,
-		Exprs: cat(matchIif(n.Bridge), matchDest(loopback), []expr.Any{&expr.Verdict{Kind: expr.VerdictDrop}})})
+		Exprs: cat(matchIif(n.Bridge), matchDest(loopback), drop())})
+	c.AddRule(&nftables.Rule{Table: table, Chain: guard(), UserData: tag,
+		Exprs: cat(matchIif(n.Bridge), matchSource(loopback), drop())})
+	c.AddRule(&nftables.Rule{Table: table, Chain: forward(), UserData: tag,
+		Exprs: cat(matchIif(n.Bridge), matchOif(n.Bridge, expr.CmpOpNeq), matchNotDNAT(),
+			[]expr.Any{&expr.Verdict{Kind: expr.VerdictJump, Chain: isolate().Name}})})
+	c.AddRule(&nftables.Rule{Table: table, Chain: isolate(), UserData: tag,
+		Exprs: cat(matchOif(n.Bridge, expr.CmpOpEq), drop())})
 	if err := c.Flush(); err != nil {
 		return fmt.Errorf("nftables: add masquerade rules for %s: %w", n.Bridge, err)
 	}
@@ -98,12 +131,18 @@ func addPortRules(ep *Endpoint) error {
 	tag := userdata.AppendString(nil, userdata.TypeComment, ctrTag(ep.Container))
 	for _, p := range ep.Ports {
 		r := dnatRule(ep.IP, p)
-		c.AddRule(&nftables.Rule{Table: table, Chain: pre, Exprs: r, UserData: tag})
+		// A port on the host's loopback is the host's own: a neighbour sending a frame to
+		// 127.0.0.1 through the host would be DNATed in prerouting before the kernel drops
+		// it as martian, and reach the container.
+		if !p.HostIP.IsLoopback() {
+			c.AddRule(&nftables.Rule{Table: table, Chain: pre, Exprs: r, UserData: tag})
+		}
 		c.AddRule(&nftables.Rule{Table: table, Chain: out, Exprs: r, UserData: tag})
 	}
 	if err := c.Flush(); err != nil {
 		return fmt.Errorf("nftables: publish ports of %s: %w", short(ep.Container), err)
 	}
+	forgetUDPFlows(ep) // best effort (a kernel without ctnetlink): only flows older than the rule miss it
 	return nil
 }
 
@@ -113,9 +152,8 @@ func hasNetworkRules(n *Network) bool {
 	if err != nil {
 		return false
 	}
-	_, _, post := chains()
 	count := 0
-	for _, ch := range []*nftables.Chain{post, guard()} {
+	for _, ch := range networkChains() {
 		rules, err := c.GetRules(table, ch)
 		if err != nil {
 			return false
@@ -126,7 +164,7 @@ func hasNetworkRules(n *Network) bool {
 			}
 		}
 	}
-	return count == 4
+	return count == networkRuleCount
 }
 
 // deleteRules removes every rule carrying tag; no table is nothing to remove.
@@ -146,8 +184,8 @@ func deleteRules(tag string) error {
 
 // deleteTagged queues the deletion of tag's rules on c.
 func deleteTagged(c *nftables.Conn, tag string) error {
-	pre, out, post := chains()
-	for _, ch := range []*nftables.Chain{pre, out, post, guard()} {
+	pre, out, _ := chains()
+	for _, ch := range append([]*nftables.Chain{pre, out}, networkChains()...) {
 		rules, err := c.GetRules(table, ch)
 		if err != nil {
 			if isNoEntry(err) {
@@ -244,16 +282,22 @@ func matchOif(name string, op expr.CmpOp) []expr.Any {
 }
 
 // matchDNAT: ct status dnat.
-func matchDNAT() []expr.Any {
+func matchDNAT() []expr.Any { return ctStatusDNAT(expr.CmpOpNeq) }
+
+// matchNotDNAT: ct status & dnat == 0.
+func matchNotDNAT() []expr.Any { return ctStatusDNAT(expr.CmpOpEq) }
+
+func ctStatusDNAT(op expr.CmpOp) []expr.Any {
 	return []expr.Any{
 		&expr.Ct{Register: 1, Key: expr.CtKeySTATUS},
 		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4,
 			Mask: binaryutil.NativeEndian.PutUint32(ipsDstNAT), Xor: make([]byte, 4)},
-		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: make([]byte, 4)},
+		&expr.Cmp{Op: op, Register: 1, Data: make([]byte, 4)},
 	}
 }
 
 func masq() []expr.Any { return []expr.Any{&expr.Masq{}} }
+func drop() []expr.Any { return []expr.Any{&expr.Verdict{Kind: expr.VerdictDrop}} }
 
 func cat(parts ...[]expr.Any) []expr.Any {
 	var out []expr.Any

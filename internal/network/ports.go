@@ -103,10 +103,12 @@ func portNumber(s string) (uint16, error) {
 // allocatePorts checks the requested ports against those other containers publish and against
 // the host's listening sockets, and picks free host ports for HostPort 0.
 func allocatePorts(req []Port, nets []*Network) ([]Port, error) {
-	var taken []Port
+	var taken []owned
 	for _, n := range nets {
 		for _, ep := range n.Endpoints {
-			taken = append(taken, ep.Ports...)
+			for _, p := range ep.Ports {
+				taken = append(taken, owned{p, ep})
+			}
 		}
 	}
 	out := make([]Port, 0, len(req))
@@ -120,17 +122,29 @@ func allocatePorts(req []Port, nets []*Network) ([]Port, error) {
 		} else if err := checkHostPort(p, taken); err != nil {
 			return nil, err
 		}
-		taken = append(taken, p)
+		taken = append(taken, owned{p, nil})
 		out = append(out, p)
 	}
 	return out, nil
 }
 
-func checkHostPort(p Port, taken []Port) error {
+// owned is a published port and the endpoint publishing it (nil: this request).
+type owned struct {
+	Port
+	by *Endpoint
+}
+
+func checkHostPort(p Port, taken []owned) error {
 	for _, t := range taken {
-		if clash(p, t) {
-			return fmt.Errorf("port %s/%s: already published by a container", p.HostAddr(), p.Protocol)
+		if !clash(p, t.Port) {
+			continue
 		}
+		if t.by == nil {
+			return fmt.Errorf("port %s/%s: published twice", p.HostAddr(), p.Protocol)
+		}
+		// Name it: a container whose `kiln run` was killed before it started still holds its
+		// ports until `kiln rm`.
+		return fmt.Errorf("port %s/%s: already published by a container (%s)", p.HostAddr(), p.Protocol, who(t.by))
 	}
 	ln, err := listen(p)
 	if err != nil {
@@ -140,6 +154,13 @@ func checkHostPort(p Port, taken []Port) error {
 	return nil
 }
 
+func who(ep *Endpoint) string {
+	if ep.Name != "" {
+		return ep.Name + ", " + short(ep.Container)
+	}
+	return short(ep.Container)
+}
+
 func clash(a, b Port) bool {
 	return a.Protocol == b.Protocol && a.HostPort == b.HostPort &&
 		(!a.HostIP.IsValid() || !b.HostIP.IsValid() || a.HostIP.IsUnspecified() || b.HostIP.IsUnspecified() || a.HostIP == b.HostIP)
@@ -147,7 +168,7 @@ func clash(a, b Port) bool {
 
 // freeHostPort asks the kernel for an ephemeral port, as Docker's -P does, skipping ones
 // another container publishes.
-func freeHostPort(p Port, taken []Port) (uint16, error) {
+func freeHostPort(p Port, taken []owned) (uint16, error) {
 	for range 64 {
 		q := p
 		q.HostPort = 0

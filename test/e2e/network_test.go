@@ -362,3 +362,112 @@ func serve(t *testing.T, addr, msg string) string {
 	}()
 	return ln.Addr().String()
 }
+
+// TestNetworkIsolation: a container on one user network cannot reach a container on another by
+// its address (Docker's isolation between bridge networks), but still reaches a port that
+// container publishes on the host, as any client can, and so does the container itself.
+func TestNetworkIsolation(t *testing.T) {
+	root := t.TempDir()
+	netImage(t, root)
+	a, b := fmt.Sprintf("e2e-iso-a-%d", os.Getpid()), fmt.Sprintf("e2e-iso-b-%d", os.Getpid())
+	for _, n := range []string{a, b} {
+		mustKiln(t, root, "network", "create", n)
+		t.Cleanup(func() { kilnIn(t, root, "network", "rm", n) })
+	}
+	mustKiln(t, root, "run", "-d", "--name", "server", "--network", b, "-p", "80", "web")
+	t.Cleanup(func() { kilnIn(t, root, "rm", "-f", "server") })
+	var info []struct{ IPAddress string }
+	if err := jsonUnmarshal(mustKiln(t, root, "inspect", "server").stdout, &info); err != nil || len(info) != 1 {
+		t.Fatal("inspect server:", err)
+	}
+	port := hostPort(t, root, "server", "80")
+	var nets []struct{ Gateway string }
+	if err := jsonUnmarshal(mustKiln(t, root, "network", "inspect", a).stdout, &nets); err != nil || len(nets) != 1 {
+		t.Fatal("network inspect:", err)
+	}
+	// The server answers on its own network (so a refusal below is the isolation's).
+	wget := "for i in 1 2 3 4 5 6 7 8 9 10; do wget -qO- http://%s/ && exit 0; sleep 0.2; done; exit 1"
+	if r := mustKiln(t, root, "run", "--rm", "--network", b, "web", "sh", "-c", fmt.Sprintf(wget, info[0].IPAddress)); r.stdout != "hello from kiln\n" {
+		t.Fatalf("from network %s, http://%s/ = %q", b, info[0].IPAddress, r.stdout)
+	}
+	r := kilnIn(t, root, "run", "--rm", "--network", a, "web", "sh", "-c", "busybox timeout 3 wget -qO- http://"+info[0].IPAddress+"/ || exit 1") // sh stays PID 1: a signal reaches wget
+	if r.code == 0 || strings.Contains(r.stdout, "hello") {
+		t.Errorf("from network %s, a container on %s answered at %s: %q", a, b, info[0].IPAddress, r.stdout)
+	}
+	r = mustKiln(t, root, "run", "--rm", "--network", a, "web", "sh", "-c", fmt.Sprintf(wget, nets[0].Gateway+":"+port))
+	if r.stdout != "hello from kiln\n" {
+		t.Errorf("from network %s, the port published at %s:%s = %q", a, nets[0].Gateway, port, r.stdout)
+	}
+	// Hairpin: the server reaches its own published port through the host.
+	if err := jsonUnmarshal(mustKiln(t, root, "network", "inspect", b).stdout, &nets); err != nil || len(nets) != 1 {
+		t.Fatal("network inspect:", err)
+	}
+	if r := mustKiln(t, root, "exec", "server", "wget", "-qO-", "http://"+nets[0].Gateway+":"+port+"/"); r.stdout != "hello from kiln\n" {
+		t.Errorf("hairpin: the server, at its own published port %s:%s, got %q", nets[0].Gateway, port, r.stdout)
+	}
+}
+
+// TestNetworkLoopbackPublishFromOutside: a port published on 127.0.0.1 answers the host's own
+// connections only; a neighbour sending to 127.0.0.1 through the host (a crafted frame: its
+// own loopback down, route_localnet on) does not reach the container.
+func TestNetworkLoopbackPublishFromOutside(t *testing.T) {
+	root := t.TempDir()
+	netImage(t, root)
+	mustKiln(t, root, "run", "-d", "--name", "local", "-p", "127.0.0.1::80", "web")
+	t.Cleanup(func() { kilnIn(t, root, "rm", "-f", "local") })
+	addr := strings.TrimSpace(mustKiln(t, root, "port", "local", "80").stdout)
+	if got := get(t, "", "http://"+addr+"/"); got != "hello from kiln\n" {
+		t.Fatalf("from the host, GET %s = %q", addr, got)
+	}
+	ns, _, host := clientNetns(t)
+	_, cv := fmt.Sprintf("ke%dh", os.Getpid()%100000), fmt.Sprintf("ke%dc", os.Getpid()%100000)
+	run(t, "ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv4.conf.all.route_localnet=1", "net.ipv4.conf."+cv+".route_localnet=1")
+	run(t, "ip", "-n", ns, "route", "add", "127.0.0.0/8", "via", host)
+	out, err := exec.Command("ip", "netns", "exec", ns, "curl", "-sS", "--max-time", "2", "http://"+addr+"/").CombinedOutput()
+	if err == nil || strings.Contains(string(out), "hello") {
+		t.Errorf("from a neighbour, %s (published on the host's loopback only) answered: %s", addr, out)
+	}
+}
+
+// TestNetworkSubnetOverlapsHostAddress: a subnet holding one of the host's own addresses is
+// refused even when no route covers it (a /32 address, as on a cloud VM's NIC), naming it.
+func TestNetworkSubnetOverlapsHostAddress(t *testing.T) {
+	root := t.TempDir()
+	netImage(t, root)
+	link := fmt.Sprintf("kd%d", os.Getpid()%100000)
+	addr := fmt.Sprintf("10.252.%d.7", os.Getpid()%250)
+	run(t, "ip", "link", "add", link, "type", "veth", "peer", "name", link+"p") // no dummy module needed
+	t.Cleanup(func() { exec.Command("ip", "link", "del", link).Run() })
+	run(t, "ip", "addr", "add", addr+"/32", "dev", link)
+	subnet := strings.TrimSuffix(addr, ".7") + ".0/24"
+	name := fmt.Sprintf("e2e-host-addr-%d", os.Getpid())
+	r := kilnIn(t, root, "network", "create", "--subnet", subnet, name)
+	if r.code == 0 {
+		kilnIn(t, root, "network", "rm", name)
+	}
+	if want := "--subnet " + subnet + ": overlaps the host's route to " + addr + "/32 (dev " + link + ")"; r.code == 0 || !strings.Contains(r.stderr, want) {
+		t.Errorf("network create --subnet %s beside the host's %s: exit %d, stderr %q, want %q", subnet, addr, r.code, r.stderr, want)
+	}
+}
+
+// TestNetworkNoIPv6OnBridge: networks are IPv4 only, so neither the bridge nor a container's
+// eth0 has IPv6 on; with it, a router advertisement crafted in one container (CAP_NET_RAW)
+// would make it the IPv6 router of the host and of its neighbours (CVE-2020-13401).
+func TestNetworkNoIPv6OnBridge(t *testing.T) {
+	if _, err := os.Stat("/proc/sys/net/ipv6"); err != nil {
+		t.Skip("SKIP: this kernel has no IPv6:", err)
+	}
+	root := t.TempDir()
+	netImage(t, root)
+	r := mustKiln(t, root, "run", "--rm", "web", "sh", "-c", "cat /proc/sys/net/ipv6/conf/eth0/disable_ipv6 /proc/net/if_inet6")
+	if lines := strings.Split(r.stdout, "\n"); lines[0] != "1" || strings.Contains(r.stdout, "eth0") {
+		t.Errorf("the container's eth0: disable_ipv6, then its IPv6 addresses:\n%s", r.stdout)
+	}
+	var nets []struct{ Bridge string }
+	if err := jsonUnmarshal(mustKiln(t, root, "network", "inspect", "kiln").stdout, &nets); err != nil || len(nets) != 1 {
+		t.Fatal("network inspect kiln:", err)
+	}
+	if b, _ := os.ReadFile("/proc/sys/net/ipv6/conf/" + nets[0].Bridge + "/disable_ipv6"); string(b) != "1\n" {
+		t.Errorf("bridge %s: disable_ipv6 is %q, want 1", nets[0].Bridge, b)
+	}
+}
