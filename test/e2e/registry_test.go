@@ -596,4 +596,16 @@ func TestRegistryPullOnDemand(t *testing.T) {
 	if r := env.mustKiln(t, other, "run", "--rm", "child"); r.stdout != "child-of-pulled\n" {
 		t.Errorf("image built on a pulled base: %q", r.stdout)
 	}
+
+	t.Run("boot", func(t *testing.T) {
+		needBoot(t)
+		vm := t.TempDir()
+		if r := env.kiln(t, vm, "boot", "--pull", "never", ref); r.code == 0 || !strings.Contains(r.stderr, ref) {
+			t.Errorf("boot --pull never of a missing image: exit %d\n%s", r.code, r.stderr)
+		}
+		r := env.kiln(t, vm, "boot", "--timeout", "5m", ref, "--", "sh", "-c", "echo booted-on-demand; exit 4")
+		if r.code != 4 || r.stdout != "booted-on-demand\n" {
+			t.Errorf("boot pulling on demand: exit %d, stdout %q\n%s", r.code, r.stdout, r.stderr)
+		}
+	})
 }
