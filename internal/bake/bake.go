@@ -65,12 +65,12 @@ const (
 	modulesPath = "kiln/modules"
 )
 
-// Modules kiln-init loads when the kernel has them as modules: the virtio-mmio transport and
-// consoles always, the NIC and 9P only when kiln boot asks (bootconfig.Config.NetModules, MountModules).
+// Modules kiln-init loads when the kernel has them as modules, only when kiln boot asks
+// (bootconfig.Config.NetModules, MountModules): the virtio-mmio transport with the NIC, or with
+// 9P. A boot without either loads none: its ports are serial ports, built in.
 var (
-	baseModules  = []string{"virtio_mmio", "virtio_console"}
-	netModules   = []string{"virtio_net"}
-	mountModules = []string{"9pnet_virtio", "9p"}
+	netModules   = []string{"virtio_mmio", "virtio_net"}
+	mountModules = []string{"virtio_mmio", "9pnet_virtio", "9p"}
 )
 
 // Options say what to bake.
@@ -195,47 +195,40 @@ func resolveUser(user string, t tree) (uid, gid uint32, home string, err error) 
 
 // addModules puts the modules the kernel needs into the tree and names them in the config.
 func (res *Result) addModules(t tree, k *Kernel) error {
+	// The app's output and status travel on serial ports, which must need no module.
+	if k.Config != nil && !k.has("CONFIG_SERIAL_8250") {
+		return fmt.Errorf("kernel %s: CONFIG_SERIAL_8250 is %q in %s: kiln boot needs the 8250 serial driver built in",
+			k.Path, k.Config["CONFIG_SERIAL_8250"], k.ConfigPath)
+	}
 	if k.ModulesDir == "" {
-		// A kernel without modules must have the drivers built in; its config says so when found.
-		for _, opt := range []string{"CONFIG_VIRTIO_MMIO", "CONFIG_VIRTIO_CONSOLE"} {
-			if k.Config != nil && !k.has(opt) {
-				return fmt.Errorf("kernel %s: %s is %q in %s and there is no /lib/modules/%s: kiln boot needs it built in, or the modules installed",
-					k.Path, opt, k.Config[opt], k.ConfigPath, k.Release)
-			}
-		}
-		return nil
+		return nil // drivers built in, or -p and -v refused by kiln boot
 	}
 	idx, err := readModuleIndex(k.ModulesDir)
 	if err != nil {
 		return fmt.Errorf("kernel %s: modules: %w", k.Release, err)
 	}
 	idx.stripSignatures = k.Config != nil && !k.has("CONFIG_MODULE_SIG_FORCE")
-	base, err := idx.resolve(baseModules...)
-	if err != nil {
-		return fmt.Errorf("kernel %s (%s): %w: kiln boot needs CONFIG_VIRTIO_MMIO and CONFIG_VIRTIO_CONSOLE", k.Release, k.ModulesDir, err)
-	}
-	if res.Config.Modules, err = res.copyModules(t, idx, base, nil); err != nil {
-		return err
-	}
 	// Optional: a kernel without a NIC driver or 9P still boots; kiln boot refuses -p or -v then.
 	if nm, err := idx.resolve(netModules...); err == nil {
-		if res.Config.NetModules, err = res.copyModules(t, idx, nm, base); err != nil {
+		if res.Config.NetModules, err = res.copyModules(t, idx, nm); err != nil {
 			return err
 		}
 	}
 	if mm, err := idx.resolve(mountModules...); err == nil {
-		res.Config.MountModules, err = res.copyModules(t, idx, mm, base)
+		res.Config.MountModules, err = res.copyModules(t, idx, mm)
 		return err
 	}
 	return nil
 }
 
-// copyModules adds the .ko files kos (but those in skip) under /kiln/modules, decompressed,
-// and returns their paths in the initramfs.
-func (res *Result) copyModules(t tree, idx *moduleIndex, kos, skip []string) ([]string, error) {
+// copyModules adds the .ko files kos under /kiln/modules (once: the sets share some),
+// decompressed, and returns their paths in the initramfs.
+func (res *Result) copyModules(t tree, idx *moduleIndex, kos []string) ([]string, error) {
 	var out []string
 	for _, ko := range kos {
-		if slices.Contains(skip, ko) {
+		p := path.Join(modulesPath, moduleName(ko)+".ko")
+		if _, ok := t[p]; ok {
+			out = append(out, "/"+p)
 			continue
 		}
 		data, err := readModule(filepath.Join(idx.dir, ko))
@@ -245,7 +238,6 @@ func (res *Result) copyModules(t tree, idx *moduleIndex, kos, skip []string) ([]
 		if idx.stripSignatures {
 			data = stripSignature(data)
 		}
-		p := path.Join(modulesPath, moduleName(ko)+".ko")
 		if err := t.addFile(p, data, 0o644); err != nil {
 			return nil, err
 		}

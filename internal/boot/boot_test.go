@@ -19,8 +19,9 @@ func TestQEMUArgs(t *testing.T) {
 		"-M microvm -accel tcg", "-m 256M -smp 2", "-nodefaults -no-user-config -nographic -no-reboot",
 		"-kernel /b/kernel -initrd /b/initramfs -append console=ttyS0 kiln.net=user",
 		"-chardev file,id=console,path=/dev/fd/6,append=on -serial chardev:console",
-		"-chardev file,id=stdout,path=/dev/fd/3,append=on -device virtserialport,chardev=stdout,name=" + bootconfig.PortStdout,
-		"name=" + bootconfig.PortStderr, "name=" + bootconfig.PortStatus,
+		"-chardev file,id=stdout,path=/dev/fd/3,append=on -device isa-serial,chardev=stdout,iobase=0x2f8,irq=3",
+		"-chardev file,id=stderr,path=/dev/fd/4,append=on -device isa-serial,chardev=stderr,iobase=0x3e8,irq=4",
+		"-chardev file,id=status,path=/dev/fd/5,append=on -device isa-serial,chardev=status,iobase=0x2e8,irq=3",
 		"-netdev user,id=net0,hostfwd=tcp:127.0.0.1:8080-:80 -device virtio-net-device,netdev=net0",
 		"-fsdev local,id=fs0,path=/srv/a,,b,security_model=none,readonly=on -device virtio-9p-device,fsdev=fs0,mount_tag=kiln0",
 	} {

@@ -1,6 +1,6 @@
 // Package bootconfig is the contract between `kiln bake`/`kiln boot` on the host and kiln-init,
 // PID 1 of a baked image: the configuration file baked into the initramfs, the kernel command
-// line parameters that override it, and the virtio console ports the guest talks through.
+// line parameters that override it, and the serial ports the guest talks through.
 //
 // It imports only the standard library: kiln-init links it and must stay small.
 //
@@ -11,12 +11,20 @@ package bootconfig
 // Path is where the configuration lives in the initramfs.
 const Path = "/kiln/config.json"
 
-// Port names of the virtio console ports (virtserialport name=...) kiln boot creates. The guest
-// finds them under /sys/class/virtio-ports/*/name.
-const (
-	PortStdout = "kiln.stdout" // the app's standard output
-	PortStderr = "kiln.stderr" // the app's standard error
-	PortStatus = "kiln.status" // one line, StatusPrefix and the exit status, written before power-off
+// Port is a serial port kiln boot adds beside the console (ttyS0): the PC's standard COM2-COM4
+// addresses, which the kernel's built-in 8250 driver finds without ACPI, a module or waiting
+// for a device to be announced.
+type Port struct {
+	Device string // in the guest
+	IOBase int    // the ISA I/O address qemu gives it
+	IRQ    int
+}
+
+// The ports, and what travels on each.
+var (
+	PortStdout = Port{"/dev/ttyS1", 0x2f8, 3} // the app's standard output
+	PortStderr = Port{"/dev/ttyS2", 0x3e8, 4} // the app's standard error
+	PortStatus = Port{"/dev/ttyS3", 0x2e8, 3} // one line, StatusPrefix and the exit status, before power-off
 )
 
 // StatusPrefix starts the line kiln-init writes on PortStatus: "kiln-exit 3\n".

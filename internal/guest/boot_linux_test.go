@@ -22,9 +22,9 @@ import (
 // in qemu's microvm under TCG (KVM is not dependable on every host: a nested PVM host hangs a
 // stock kernel), talking through the three virtio console ports.
 
-// guestModules are the drivers a boot needs, loaded by kiln-init when the kernel has them as
+// guestModules are the drivers the NIC and 9P need, loaded by kiln-init when the kernel has them as
 // modules (Debian's kernels do).
-var guestModules = []string{"virtio_mmio", "virtio_console", "virtio_net", "9pnet_virtio", "9p"}
+var guestModules = []string{"virtio_mmio", "virtio_net", "9pnet_virtio", "9p"}
 
 // bootEnv is what every boot in a test shares: the kernel, and an initramfs built once.
 type bootEnv struct {
@@ -47,8 +47,8 @@ func newBootEnv(t *testing.T, cfg bootconfig.Config) *bootEnv {
 		t.Skipf("SKIP: modules of %s: %v", kernel, err)
 	}
 	env := &bootEnv{kernel: kernel, has9P: !slices.Contains(missing, "9p") && !slices.Contains(missing, "9pnet_virtio")}
-	if slices.Contains(missing, "virtio_mmio") || slices.Contains(missing, "virtio_console") {
-		t.Skipf("SKIP: kernel %s has no virtio_mmio or virtio_console (missing %q)", kernel, missing)
+	if slices.Contains(missing, "virtio_mmio") {
+		t.Skipf("SKIP: kernel %s has no virtio_mmio (missing %q)", kernel, missing)
 	}
 	if len(missing) > 0 {
 		t.Logf("kernel %s lacks %q: those checks are skipped", kernel, missing)
@@ -129,11 +129,11 @@ func (e *bootEnv) boot(t *testing.T, params []string, extra ...string) booted {
 		"-kernel", e.kernel, "-initrd", e.initrd,
 		"-append", strings.Join(append([]string{"console=ttyS0", "panic=-1", tscParam()}, params...), " "),
 		"-serial", "file:" + file("console"),
-		"-device", "virtio-serial-device",
 	}
-	for _, p := range []string{bootconfig.PortStdout, bootconfig.PortStderr, bootconfig.PortStatus} {
-		args = append(args, "-chardev", "file,id="+p+",path="+file(p),
-			"-device", "virtserialport,chardev="+p+",name="+p)
+	ports := map[string]bootconfig.Port{"stdout": bootconfig.PortStdout, "stderr": bootconfig.PortStderr, "status": bootconfig.PortStatus}
+	for name, p := range ports {
+		args = append(args, "-chardev", "file,id="+name+",path="+file(name),
+			"-device", fmt.Sprintf("isa-serial,chardev=%s,iobase=%#x,irq=%d", name, p.IOBase, p.IRQ))
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -141,7 +141,7 @@ func (e *bootEnv) boot(t *testing.T, params []string, extra ...string) booted {
 	out, err := exec.CommandContext(ctx, "qemu-system-x86_64", append(args, extra...)...).CombinedOutput()
 	b := booted{elapsed: time.Since(start)}
 	read := func(n string) string { s, _ := os.ReadFile(file(n)); return string(s) }
-	b.stdout, b.stderr, b.status, b.console = read(bootconfig.PortStdout), read(bootconfig.PortStderr), read(bootconfig.PortStatus), read("console")
+	b.stdout, b.stderr, b.status, b.console = read("stdout"), read("stderr"), read("status"), read("console")
 	if err != nil {
 		t.Fatalf("qemu: %v\n%s\nconsole:\n%s", err, out, b.console)
 	}

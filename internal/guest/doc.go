@@ -2,16 +2,18 @@
 // guest's side of the bootconfig contract, as a short sequence of named steps:
 //
 //  1. mount the pseudo filesystems (/proc, /sys, /dev, /dev/pts, /dev/shm, /tmp, /run)
-//  2. read the baked config (bootconfig.Path) and apply the kernel command line's kiln.* parameters
-//  3. load the kernel modules the config lists (virtio_mmio, virtio_console, 9p, ...)
-//  4. open the virtio console ports kiln.stdout, kiln.stderr and kiln.status
+//  2. open the serial ports for the app's stdout and stderr and the status (bootconfig.PortStdout, ...)
+//  3. read the baked config (bootconfig.Path) and apply the kernel command line's kiln.* parameters
+//  4. load the kernel modules the command line asks for (virtio_mmio, virtio_net, 9p, ...)
 //  5. bring up loopback, and the first NIC when the config has a network
 //  6. set the hostname, write /etc/resolv.conf, mount the 9P shares
-//  7. run the app (args, env, workdir, uid:gid), forward signals to it, reap orphans
-//  8. when the app exits: kill what is left, write "kiln-exit N" on kiln.status, sync, power off
+//  7. run the app (args, env, workdir, uid:gid) writing to pipes it relays to the ports, forward
+//     signals to it, reap orphans
+//  8. when the app exits: kill what is left, let the relays finish, write "kiln-exit N" on the
+//     status port, drain the ports, sync, power off
 //
-// A failing step is reported on kiln.stderr (or the console) and ends the boot with status 125;
-// a command that cannot be found is 127, one that cannot be run 126. PID 1 must never exit
+// A failing step is reported on the stderr port (or the console) and ends the boot with status
+// 125; a command that cannot be found is 127, one that cannot be run 126. PID 1 must never exit
 // (the kernel would panic), so every path ends in a power-off.
 //
 // It imports only the standard library, golang.org/x/sys and internal/bootconfig: kiln-init is

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -14,10 +15,11 @@ import (
 	"github.com/kiln-project/kiln/internal/bootconfig"
 )
 
-// How long kiln-init waits for devices the host announces after their driver loads.
+// How long kiln-init waits for a NIC to appear after its driver loads, and for the app's
+// output to reach the ports once every process has gone.
 const (
-	portWait = 5 * time.Second
-	nicWait  = 2 * time.Second
+	nicWait   = 2 * time.Second
+	relayWait = 2 * time.Second
 )
 
 // guest is the state PID 1 carries from one step to the next.
@@ -27,7 +29,8 @@ type guest struct {
 	cfg     *bootconfig.Config
 	cfgErr  error // a wrong command line, reported once the ports are open
 
-	stdout, stderr, status *os.File // the virtio console ports; nil when the host gave none
+	stdout, stderr, status *os.File       // the serial ports; nil when the host gave none
+	relays                 sync.WaitGroup // copying the app's pipes to stdout and stderr
 
 	sigs chan os.Signal // SIGCHLD and the forwarded signals, caught from the start
 }
@@ -78,10 +81,10 @@ func (g *guest) setup() error {
 		do   func() error
 	}{
 		{"mount pseudo filesystems", g.mount},
+		{"open ports", g.openPorts},
 		{"read config", g.loadConfig},
-		{"load modules", func() error { return loadModules(g.cfg.Modules) }},
-		{"open console ports", g.openPorts},
 		{"check config", func() error { return g.cfgErr }},
+		{"load modules", func() error { return loadModules(g.cfg.Modules) }},
 		{"configure network", func() error { return setupNet(g.cfg.Net, "/sys", nicWait) }},
 		{"write /etc/resolv.conf", g.writeResolvConf},
 		{"set hostname", func() error { return unix.Sethostname([]byte(g.cfg.Hostname)) }},
@@ -112,7 +115,7 @@ func (g *guest) loadConfig() error {
 	}
 	g.cfg, g.cfgErr = LoadConfig(bootconfig.Path, string(cmdline))
 	if g.cfg == nil {
-		return g.cfgErr // no modules, so no ports: the error goes to the console
+		return g.cfgErr
 	}
 	return nil
 }
@@ -124,36 +127,40 @@ func (g *guest) writeResolvConf() error {
 	return writeResolvConf("/", g.cfg.Net.DNS)
 }
 
-// openPorts opens the three ports; without a virtio console the app writes to the console.
+// openPorts opens the three serial ports; without them the app writes to the console.
 func (g *guest) openPorts() error {
-	if !hasVirtioConsole("/sys") {
-		g.logf("no virtio console: the app's output goes to the console")
-		return nil
-	}
-	names := []string{bootconfig.PortStdout, bootconfig.PortStderr, bootconfig.PortStatus}
-	found := findPorts("/sys", portWait, names...)
-	for _, n := range names {
-		if found[n] == "" {
-			return fmt.Errorf("no virtio console port named %s in /sys/class/virtio-ports", n)
+	ports := []bootconfig.Port{bootconfig.PortStdout, bootconfig.PortStderr, bootconfig.PortStatus}
+	for _, p := range ports {
+		if !hasPort("/sys", p) {
+			g.logf("no UART at %s: the app's output goes to the console", p.Device)
+			return nil
 		}
 	}
 	var err error
 	for i, f := range []**os.File{&g.stdout, &g.stderr, &g.status} {
-		if *f, err = os.OpenFile(found[names[i]], os.O_WRONLY, 0); err != nil {
+		if *f, err = openPort(ports[i]); err != nil {
 			return err
 		}
-		// Blocking mode (Fd sets it): a blocking write to a port returns once the host has
-		// taken the data, so the app's output is out before the status line.
-		(*f).Fd()
 	}
 	return nil
 }
 
 // runApp starts the app and supervises it until it exits.
 func (g *guest) runApp() int {
-	stdout, stderr := g.stdout, g.stderr
-	if stdout == nil {
-		stdout, stderr = os.Stdout, os.Stderr
+	stdout, stderr := os.Stdout, os.Stderr
+	if g.stdout != nil {
+		// The app writes to pipes, as under docker run, relayed to the ports: a serial port is
+		// a terminal, and a program on one writes differently (line buffering, colours).
+		var err error
+		if stdout, err = g.relay(g.stdout); err == nil {
+			defer stdout.Close()
+			stderr, err = g.relay(g.stderr)
+			defer stderr.Close()
+		}
+		if err != nil {
+			g.fail(err)
+			return StatusSetupFailed
+		}
 	}
 	g.logf("run %q", g.cfg.Args)
 	app, err := startApp(g.cfg, stdout, stderr)
@@ -170,11 +177,42 @@ func (g *guest) runApp() int {
 	return status
 }
 
+// relay returns the write end of a pipe whose contents are copied to port until every
+// writer has closed it.
+func (g *guest) relay(port *os.File) (*os.File, error) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("pipe for the app's output: %w", err)
+	}
+	g.relays.Add(1)
+	go func() {
+		defer g.relays.Done()
+		io.Copy(port, r)
+		r.Close()
+	}()
+	return w, nil
+}
+
+// waitRelays waits, at most wait, until the app's output has been copied to the ports.
+func (g *guest) waitRelays(wait time.Duration) {
+	done := make(chan struct{})
+	go func() { g.relays.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(wait):
+		g.logf("the app's output was still being copied after %v", wait)
+	}
+}
+
 // poweroff ends the VM: what the app left running is killed, the status is written, the
 // filesystems synced, and the machine powered off. It never returns.
 func (g *guest) poweroff(status int) {
 	killRest(time.Second)
+	g.waitRelays(relayWait) // every writer is gone: the pipes end
 	g.writeStatus(status)
+	for _, f := range []*os.File{g.stdout, g.stderr, g.status} {
+		drain(f) // out of the UARTs before the machine stops
+	}
 	unix.Sync()
 	err := unix.Reboot(unix.LINUX_REBOOT_CMD_POWER_OFF)
 	fmt.Fprintf(g.console, "kiln-init: power off: %v\n", err)
@@ -184,17 +222,12 @@ func (g *guest) poweroff(status int) {
 	}
 }
 
-// writeStatus writes the status line on the status port, finding the port first if setup
-// failed before opening it, and on the console when there is no port.
+// writeStatus writes the status line on the status port, opening it first if setup failed
+// before it did, and on the console when there is no port.
 func (g *guest) writeStatus(status int) {
 	line := StatusLine(status)
-	if g.status == nil && hasVirtioConsole("/sys") {
-		if p := findPorts("/sys", time.Second, bootconfig.PortStatus)[bootconfig.PortStatus]; p != "" {
-			if f, err := os.OpenFile(p, os.O_WRONLY, 0); err == nil {
-				f.Fd() // blocking, as in openPorts
-				g.status = f
-			}
-		}
+	if g.status == nil && hasPort("/sys", bootconfig.PortStatus) {
+		g.status, _ = openPort(bootconfig.PortStatus)
 	}
 	if g.status != nil {
 		if _, err := io.WriteString(g.status, line); err == nil {
