@@ -21,6 +21,8 @@ demo: build examples/static/hello
 	$(BIN) build examples/static
 	$(BIN) images
 	$(BIN) inspect curl:latest
+	$(BIN) run --rm --network none curl:latest --version
+	$(BIN) run --rm --network none hello
 	$(BIN) save curl:latest -o curl.oci.tar
 	@echo "saved curl.oci.tar: try 'skopeo inspect oci-archive:curl.oci.tar' or 'podman load -i curl.oci.tar'"
 
