@@ -58,6 +58,9 @@ type Port struct {
 	HostPort      uint16
 	ContainerPort uint16
 	Protocol      string // "tcp" or "udp"
+	// HostPortLast, in a request, makes HostPort-HostPortLast a range to take the first free
+	// port from (-p 8000-8010:80, as Docker does); an allocated port has none.
+	HostPortLast uint16 `json:",omitzero"`
 }
 
 // HostAddr is where the port listens on the host: "0.0.0.0:8080".

@@ -1,6 +1,7 @@
 package network
 
 import (
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -39,6 +40,7 @@ func TestParsePublish(t *testing.T) {
 		"127.0.0.1:5353:53/udp": {{HostIP: lo, HostPort: 5353, ContainerPort: 53, Protocol: "udp"}},
 		"127.0.0.1::80":         {{HostIP: lo, ContainerPort: 80, Protocol: "tcp"}},
 		"9000-9001:80-81":       {{HostPort: 9000, ContainerPort: 80, Protocol: "tcp"}, {HostPort: 9001, ContainerPort: 81, Protocol: "tcp"}},
+		"8000-8010:80":          {{HostPort: 8000, HostPortLast: 8010, ContainerPort: 80, Protocol: "tcp"}},
 	} {
 		got, err := ParsePublish(in)
 		if err != nil || len(got) != len(want) {
@@ -204,5 +206,34 @@ func TestAllocatePortsNamesOwner(t *testing.T) {
 	if _, err := allocatePorts([]Port{q, {HostPort: free, ContainerPort: 81, Protocol: "tcp"}}, nil); err == nil ||
 		!strings.Contains(err.Error(), "published twice") {
 		t.Errorf("one port asked for twice: %v", err)
+	}
+}
+
+// TestAllocatePortsFromRange takes the first port of a host range that neither the host nor
+// another container uses.
+func TestAllocatePortsFromRange(t *testing.T) {
+	busy, err := net.Listen("tcp4", "127.0.0.1:0") // a port the host uses
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	first := uint16(busy.Addr().(*net.TCPAddr).Port)
+	if first > 65000 {
+		t.Skipf("SKIP: the kernel gave port %d, too near the end for a range", first)
+	}
+	lo := netip.MustParseAddr("127.0.0.1")
+	other := &Endpoint{Container: strings.Repeat("c", 64), Ports: []Port{{HostIP: lo, HostPort: first + 1, ContainerPort: 80, Protocol: "tcp"}}}
+	nets := []*Network{{Name: "n", Endpoints: map[string]*Endpoint{other.Container: other}}}
+	req := Port{HostIP: lo, HostPort: first, HostPortLast: first + 5, ContainerPort: 80, Protocol: "tcp"}
+	got, err := allocatePorts([]Port{req}, nets)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].HostPort < first+2 || got[0].HostPort > first+5 || got[0].HostPortLast != 0 {
+		t.Errorf("allocated %+v from %d-%d with %d used by the host and %d by a container", got, first, first+5, first, first+1)
+	}
+	req.HostPortLast = first
+	if _, err := allocatePorts([]Port{req}, nets); err == nil {
+		t.Errorf("a range of one port the host uses was allocated")
 	}
 }

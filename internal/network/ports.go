@@ -9,7 +9,8 @@ import (
 )
 
 // ParsePublish reads one -p value, Docker's [HOSTIP:][HOSTPORT:]CONTAINERPORT[/tcp|udp], with
-// ranges (8080-8081:80-81) expanded. An absent HOSTPORT is 0: any free port.
+// ranges (8080-8081:80-81) expanded. An absent HOSTPORT is 0: any free port; a host range for
+// one container port (8000-8010:80) is one port, the first free one of the range.
 func ParsePublish(s string) ([]Port, error) {
 	bad := func(why string, a ...any) error { return fmt.Errorf("-p %s: %s", s, fmt.Sprintf(why, a...)) }
 	spec, proto, _ := strings.Cut(s, "/")
@@ -40,6 +41,9 @@ func ParsePublish(s string) ([]Port, error) {
 	if len(parts) == 2 && parts[0] != "" {
 		if hFirst, hLast, err = portRange(parts[0]); err != nil {
 			return nil, bad("host port: %v", err)
+		}
+		if cFirst == cLast && hLast != hFirst {
+			return []Port{{HostIP: hostIP, HostPort: hFirst, HostPortLast: hLast, ContainerPort: cFirst, Protocol: proto}}, nil
 		}
 		if hLast-hFirst != cLast-cFirst {
 			return nil, bad("the host and container port ranges differ in size")
@@ -113,13 +117,16 @@ func allocatePorts(req []Port, nets []*Network) ([]Port, error) {
 	}
 	out := make([]Port, 0, len(req))
 	for _, p := range req {
-		if p.HostPort == 0 {
-			hp, err := freeHostPort(p, taken)
-			if err != nil {
-				return nil, err
-			}
-			p.HostPort = hp
-		} else if err := checkHostPort(p, taken); err != nil {
+		var err error
+		switch {
+		case p.HostPort == 0:
+			p.HostPort, err = freeHostPort(p, taken)
+		case p.HostPortLast != 0:
+			p, err = firstFreeInRange(p, taken)
+		default:
+			err = checkHostPort(p, taken)
+		}
+		if err != nil {
 			return nil, err
 		}
 		taken = append(taken, owned{p, nil})
@@ -183,6 +190,19 @@ func freeHostPort(p Port, taken []owned) (uint16, error) {
 		}
 	}
 	return 0, fmt.Errorf("find a free host port for %d/%s: none found", p.ContainerPort, p.Protocol)
+}
+
+// firstFreeInRange is p with the first host port of its range nobody uses.
+func firstFreeInRange(p Port, taken []owned) (Port, error) {
+	first, last := p.HostPort, p.HostPortLast
+	p.HostPortLast = 0
+	for hp := int(first); hp <= int(last); hp++ {
+		p.HostPort = uint16(hp)
+		if checkHostPort(p, taken) == nil {
+			return p, nil
+		}
+	}
+	return p, fmt.Errorf("ports %d-%d/%s: all in use, on the host or by containers", first, last, p.Protocol)
 }
 
 // listener is a bound TCP listener or UDP socket.
