@@ -20,6 +20,7 @@ import (
 	"path"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -56,8 +57,9 @@ const (
 )
 
 // Cmdline is the kernel command line a bake starts with: the console on the first serial port
-// (kiln boot hides it unless asked), few messages, and a panic powers off at once.
-const Cmdline = "console=ttyS0 quiet panic=-1"
+// (kiln boot hides it unless asked), the app's three ports registered, few messages, and a panic
+// powers off at once.
+const Cmdline = "console=ttyS0 " + bootconfig.UARTsParam + " quiet panic=-1"
 
 // Where kiln's own files go in the initramfs.
 const (
@@ -200,6 +202,10 @@ func (res *Result) addModules(t tree, k *Kernel) error {
 		return fmt.Errorf("kernel %s: CONFIG_SERIAL_8250 is %q in %s: kiln boot needs the 8250 serial driver built in",
 			k.Path, k.Config["CONFIG_SERIAL_8250"], k.ConfigPath)
 	}
+	if n, err := strconv.Atoi(k.Config["CONFIG_SERIAL_8250_NR_UARTS"]); err == nil && n < 4 {
+		return fmt.Errorf("kernel %s: CONFIG_SERIAL_8250_NR_UARTS is %d in %s: kiln boot needs 4 serial ports (the console, the app's stdout, stderr and status)",
+			k.Path, n, k.ConfigPath)
+	}
 	if k.ModulesDir == "" {
 		return nil // drivers built in, or -p and -v refused by kiln boot
 	}
@@ -207,7 +213,7 @@ func (res *Result) addModules(t tree, k *Kernel) error {
 	if err != nil {
 		return fmt.Errorf("kernel %s: modules: %w", k.Release, err)
 	}
-	idx.stripSignatures = k.Config != nil && !k.has("CONFIG_MODULE_SIG_FORCE")
+	idx.stripSignatures = k.Config != nil && !k.demandsSignedModules()
 	// Optional: a kernel without a NIC driver or 9P still boots; kiln boot refuses -p or -v then.
 	if nm, err := idx.resolve(netModules...); err == nil {
 		if res.Config.NetModules, err = res.copyModules(t, idx, nm); err != nil {
@@ -227,7 +233,7 @@ func (res *Result) copyModules(t tree, idx *moduleIndex, kos []string) ([]string
 	var out []string
 	for _, ko := range kos {
 		p := path.Join(modulesPath, moduleName(ko)+".ko")
-		if _, ok := t[p]; ok {
+		if n, ok := t[p]; ok && !n.fromLayers { // copied for the other set; an image's file is replaced
 			out = append(out, "/"+p)
 			continue
 		}

@@ -17,6 +17,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+
+	"github.com/kiln-project/kiln/internal/bootconfig"
 )
 
 // entry is a tar entry for a test layer.
@@ -249,5 +251,53 @@ func TestCompareVersions(t *testing.T) {
 	slices.SortFunc(names, compareVersions)
 	if names[len(names)-1] != "vmlinuz-6.10.0-1-amd64" || names[0] != "vmlinuz-6.1.0-9-amd64" {
 		t.Errorf("sorted %q", names)
+	}
+}
+
+// TestCopyModulesOnceAndNotTheImages: a module two sets share is copied once, and a file the
+// image has where a module goes is replaced by the kernel's module, never loaded in its place.
+func TestCopyModulesOnceAndNotTheImages(t *testing.T) {
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "kernel/a"), 0o755)
+	for _, m := range []string{"virtio_mmio", "virtio_net"} {
+		os.WriteFile(filepath.Join(dir, "kernel/a", m+".ko"), []byte("module "+m), 0o644)
+	}
+	idx := &moduleIndex{dir: dir}
+	tr := tree{"kiln/modules/virtio_mmio.ko": &node{mode: modeReg | 0o644, data: []byte("the image's"), fromLayers: true}}
+	res := &Result{}
+	first, err := res.copyModules(tr, idx, []string{"kernel/a/virtio_mmio.ko", "kernel/a/virtio_net.ko"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := res.copyModules(tr, idx, []string{"kernel/a/virtio_mmio.ko"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"/kiln/modules/virtio_mmio.ko", "/kiln/modules/virtio_net.ko"}; !slices.Equal(first, want) || !slices.Equal(second, want[:1]) {
+		t.Errorf("copyModules = %q then %q", first, second)
+	}
+	if got := string(tr["kiln/modules/virtio_mmio.ko"].data); got != "module virtio_mmio" {
+		t.Errorf("kiln/modules/virtio_mmio.ko holds %q, want the kernel's module", got)
+	}
+	if want := int64(len("module virtio_mmio") + len("module virtio_net")); res.ModuleBytes != want {
+		t.Errorf("ModuleBytes = %d, want %d (each module once)", res.ModuleBytes, want)
+	}
+}
+
+// TestSerialPortsChecked: a kernel built with fewer than the four serial ports boot uses is
+// refused, naming the option; the bake's command line registers all four.
+func TestSerialPortsChecked(t *testing.T) {
+	k := &Kernel{Path: "vmlinuz", ConfigPath: "config", Config: map[string]string{
+		"CONFIG_SERIAL_8250": "y", "CONFIG_SERIAL_8250_NR_UARTS": "1"}}
+	err := (&Result{}).addModules(tree{}, k)
+	if err == nil || !strings.Contains(err.Error(), "CONFIG_SERIAL_8250_NR_UARTS is 1") {
+		t.Errorf("addModules with 1 UART: %v", err)
+	}
+	k.Config["CONFIG_SERIAL_8250_NR_UARTS"] = "32"
+	if err := (&Result{}).addModules(tree{}, k); err != nil {
+		t.Errorf("addModules with 32 UARTs: %v", err)
+	}
+	if !slices.Contains(strings.Fields(Cmdline), bootconfig.UARTsParam) {
+		t.Errorf("Cmdline %q lacks %s", Cmdline, bootconfig.UARTsParam)
 	}
 }

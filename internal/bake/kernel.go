@@ -119,6 +119,14 @@ func readKernelConfig(p string) (map[string]string, error) {
 // has reports whether the kernel config sets option to y; unknown is false.
 func (k *Kernel) has(option string) bool { return k.Config[option] == "y" }
 
+// demandsSignedModules reports whether the kernel refuses a module without a valid signature
+// whatever its command line says: signatures enforced, or lockdown forced on (which refuses
+// unsigned modules even where MODULE_SIG_FORCE is off).
+func (k *Kernel) demandsSignedModules() bool {
+	return k.has("CONFIG_MODULE_SIG_FORCE") || k.has("CONFIG_LOCK_DOWN_KERNEL_FORCE_INTEGRITY") ||
+		k.has("CONFIG_LOCK_DOWN_KERNEL_FORCE_CONFIDENTIALITY")
+}
+
 // DefaultKernel is the newest /boot/vmlinuz-*, the kernel of a Debian linux-image-* package.
 func DefaultKernel() (string, error) {
 	ms, _ := filepath.Glob("/boot/vmlinuz-*")

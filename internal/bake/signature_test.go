@@ -54,3 +54,20 @@ func TestStripSignatureRealModule(t *testing.T) {
 		t.Errorf("stripped module is %d bytes, its ELF ends at %d", len(stripped), end)
 	}
 }
+
+// TestSignaturesKeptWhenDemanded: a kernel that enforces signatures, or forces lockdown (which
+// refuses unsigned modules too), keeps them.
+func TestSignaturesKeptWhenDemanded(t *testing.T) {
+	for opt, want := range map[string]bool{
+		"CONFIG_MODULE_SIG_FORCE":                       true,
+		"CONFIG_LOCK_DOWN_KERNEL_FORCE_INTEGRITY":       true,
+		"CONFIG_LOCK_DOWN_KERNEL_FORCE_CONFIDENTIALITY": true,
+		"CONFIG_LOCK_DOWN_KERNEL_FORCE_NONE":            false,
+		"CONFIG_MODULE_SIG":                             false,
+	} {
+		k := &Kernel{Config: map[string]string{opt: "y"}}
+		if got := k.demandsSignedModules(); got != want {
+			t.Errorf("%s=y: demandsSignedModules = %v, want %v", opt, got, want)
+		}
+	}
+}

@@ -188,9 +188,12 @@ func cmdline(baked string, cfg *bootconfig.Config, o Options, network bool, acce
 	return strings.Join(append(line, params...), " "), nil
 }
 
+// appendModules asks for each module once: the NIC's and 9P's share the virtio-mmio transport.
 func appendModules(line, modules []string) []string {
 	for _, m := range modules {
-		line = append(line, "kiln.module="+m)
+		if p := "kiln.module=" + m; !slices.Contains(line, p) {
+			line = append(line, p)
+		}
 	}
 	return line
 }

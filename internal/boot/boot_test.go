@@ -36,7 +36,8 @@ func TestQEMUArgs(t *testing.T) {
 
 func TestCmdline(t *testing.T) {
 	cfg := &bootconfig.Config{Args: []string{"/app", "serve"}, Entrypoint: []string{"/app"},
-		NetModules: []string{"/kiln/modules/virtio_net.ko"}, MountModules: []string{"/kiln/modules/9p.ko"}}
+		NetModules:   []string{"/kiln/modules/virtio_mmio.ko", "/kiln/modules/virtio_net.ko"},
+		MountModules: []string{"/kiln/modules/virtio_mmio.ko", "/kiln/modules/9p.ko"}}
 	o := Options{Env: []string{"A=b c"}, Args: []string{"run", "x"}, Volumes: []Volume{{HostDir: "/h", Target: "/data"}}}
 	line, err := cmdline("console=ttyS0 quiet", cfg, o, true, AccelKVM)
 	if err != nil {
@@ -49,7 +50,7 @@ func TestCmdline(t *testing.T) {
 	if want := []string{"/app", "run", "x"}; !slices.Equal(got.Args, want) {
 		t.Errorf("args %q, want the entrypoint and the arguments %q", got.Args, want)
 	}
-	if want := []string{"/kiln/modules/virtio_net.ko", "/kiln/modules/9p.ko"}; !slices.Equal(got.Modules, want) {
+	if want := []string{"/kiln/modules/virtio_mmio.ko", "/kiln/modules/virtio_net.ko", "/kiln/modules/9p.ko"}; !slices.Equal(got.Modules, want) {
 		t.Errorf("modules %q, want %q", got.Modules, want)
 	}
 	if got.Net == nil || len(got.Mounts) != 1 || got.Mounts[0].Tag != "kiln0" || !slices.Equal(got.Env, []string{"A=b c"}) {

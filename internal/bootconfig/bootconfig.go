@@ -27,6 +27,11 @@ var (
 	PortStatus = Port{"/dev/ttyS3", 0x2e8, 3} // one line, StatusPrefix and the exit status, before power-off
 )
 
+// UARTsParam, on the kernel command line, makes the 8250 driver register the four ports
+// whatever its CONFIG_SERIAL_8250_RUNTIME_UARTS (1 in some minimal kernels, which would leave
+// ttyS1-3 out and the app's output on the console).
+const UARTsParam = "8250.nr_uarts=4"
+
 // StatusPrefix starts the line kiln-init writes on PortStatus: "kiln-exit 3\n".
 const StatusPrefix = "kiln-exit "
 

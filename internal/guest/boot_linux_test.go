@@ -20,7 +20,7 @@ import (
 
 // The real thing: kiln-init as /init of a hand-made initramfs with busybox as the app, booted
 // in qemu's microvm under TCG (KVM is not dependable on every host: a nested PVM host hangs a
-// stock kernel), talking through the three virtio console ports.
+// stock kernel), talking through the three serial ports beside the console.
 
 // guestModules are the drivers the NIC and 9P need, loaded by kiln-init when the kernel has them as
 // modules (Debian's kernels do).
@@ -274,5 +274,50 @@ func TestBootErrors(t *testing.T) {
 		if !strings.Contains(b.stderr, tc.stderr) {
 			t.Errorf("%s: stderr port %q, want %q", tc.param, b.stderr, tc.stderr)
 		}
+	}
+}
+
+// TestBootOutputComplete: everything the app writes on both streams at once reaches the host,
+// in order, with the status, even though what it left running still holds the streams open.
+func TestBootOutputComplete(t *testing.T) {
+	if testing.Short() {
+		t.Skip("boots a VM")
+	}
+	const n = 20000
+	// printf's escapes, for 8 bits and a "\n" not made "\r\n" on the way.
+	script := fmt.Sprintf(`seq 1 %d >&2 & seq 1 %d; wait; printf 'a\r\nb\377\000\t\n'; sleep 600 & exit 7`, n, n)
+	env := newBootEnv(t, bootconfig.Config{Args: []string{"sh", "-c", script}, Env: []string{"PATH=/bin"}})
+	b := env.boot(t, []string{"quiet"})
+	var want strings.Builder
+	for i := 1; i <= n; i++ {
+		fmt.Fprintf(&want, "%d\n", i)
+	}
+	if b.status != StatusLine(7) {
+		t.Errorf("status port %q, want %q\nconsole:\n%s", b.status, StatusLine(7), b.console)
+	}
+	seq := want.String()
+	for _, s := range []struct{ name, got, want string }{
+		{"stdout", b.stdout, seq + "a\r\nb\xff\x00\t\n"}, {"stderr", b.stderr, seq},
+	} {
+		if s.got != s.want {
+			t.Errorf("%s: %d bytes, want %d; it ends %q", s.name, len(s.got), len(s.want), s.got[max(0, len(s.got)-40):])
+		}
+	}
+}
+
+// TestBootFewUARTs boots as a kernel built with CONFIG_SERIAL_8250_RUNTIME_UARTS=1 does
+// (8250.nr_uarts=1). Without more, the driver registers one port, and the firmware's serial
+// devices take its slot in turn: the app's output and the kernel's messages end up mixed on
+// whichever port comes last. bootconfig.UARTsParam, later on the command line as in a bake's,
+// brings the four ports back.
+func TestBootFewUARTs(t *testing.T) {
+	if testing.Short() {
+		t.Skip("boots a VM")
+	}
+	env := newBootEnv(t, bootconfig.Config{Args: []string{"sh", "-c", "echo out; echo err >&2; exit 4"}, Env: []string{"PATH=/bin"}})
+	b := env.boot(t, []string{"8250.nr_uarts=1", bootconfig.UARTsParam, "quiet"})
+	if b.status != StatusLine(4) || b.stdout != "out\n" || b.stderr != "err\n" {
+		t.Errorf("status %q, stdout %q, stderr %q; want %q, %q, %q\nconsole:\n%s",
+			b.status, b.stdout, b.stderr, StatusLine(4), "out\n", "err\n", b.console)
 	}
 }

@@ -20,6 +20,7 @@ import (
 const (
 	nicWait   = 2 * time.Second
 	relayWait = 2 * time.Second
+	portWait  = 2 * time.Second // for the status line and the UARTs to empty
 )
 
 // guest is the state PID 1 carries from one step to the next.
@@ -209,16 +210,33 @@ func (g *guest) waitRelays(wait time.Duration) {
 func (g *guest) poweroff(status int) {
 	killRest(time.Second)
 	g.waitRelays(relayWait) // every writer is gone: the pipes end
-	g.writeStatus(status)
-	for _, f := range []*os.File{g.stdout, g.stderr, g.status} {
-		drain(f) // out of the UARTs before the machine stops
-	}
+	g.finishPorts(status, portWait)
 	unix.Sync()
 	err := unix.Reboot(unix.LINUX_REBOOT_CMD_POWER_OFF)
 	fmt.Fprintf(g.console, "kiln-init: power off: %v\n", err)
 	unix.Reboot(unix.LINUX_REBOOT_CMD_HALT)
 	for {
 		time.Sleep(time.Hour) // PID 1 must not exit
+	}
+}
+
+// finishPorts writes the status and waits until the ports' UARTs have sent everything, at
+// most wait: a port that never empties (a VMM that stops taking its bytes) must not keep PID 1
+// from powering off. Both block, so they run aside; if they are still blocked, the power-off
+// goes ahead without them.
+func (g *guest) finishPorts(status int, wait time.Duration) {
+	done := make(chan struct{})
+	go func() {
+		g.writeStatus(status)
+		for _, f := range []*os.File{g.stdout, g.stderr, g.status} {
+			drain(f) // out of the UARTs before the machine stops
+		}
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(wait):
+		g.logf("the serial ports were still sending after %v", wait)
 	}
 }
 

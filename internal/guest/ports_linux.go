@@ -38,18 +38,22 @@ func openPort(p bootconfig.Port) (*os.File, error) {
 	return f, nil
 }
 
-// makeRaw is cfmakeraw(3), with CLOCAL: no modem lines to wait for.
+// makeRaw is cfmakeraw(3), with CLOCAL and without CRTSCTS: no modem line or flow control to
+// wait for, whatever the port was left with.
 func makeRaw(t *unix.Termios) {
 	t.Iflag &^= unix.IGNBRK | unix.BRKINT | unix.PARMRK | unix.ISTRIP | unix.INLCR | unix.IGNCR | unix.ICRNL | unix.IXON
 	t.Oflag &^= unix.OPOST
 	t.Lflag &^= unix.ECHO | unix.ECHONL | unix.ICANON | unix.ISIG | unix.IEXTEN
-	t.Cflag &^= unix.CSIZE | unix.PARENB
+	t.Cflag &^= unix.CSIZE | unix.PARENB | unix.CRTSCTS
 	t.Cflag |= unix.CS8 | unix.CLOCAL
 }
 
-// drain waits until what was written to f has left the UART (tcdrain).
+// drain waits until what was written to f has left the UART (tcdrain). A signal ends the
+// wait with EINTR, which no SA_RESTART restarts: it waits again.
 func drain(f *os.File) {
-	if f != nil {
-		unix.IoctlSetInt(int(f.Fd()), unix.TCSBRK, 1)
+	if f == nil {
+		return
+	}
+	for unix.IoctlSetInt(int(f.Fd()), unix.TCSBRK, 1) == unix.EINTR {
 	}
 }

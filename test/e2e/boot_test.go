@@ -205,11 +205,12 @@ func TestBootStatic(t *testing.T) {
 		}
 	})
 
-	t.Run("9p volume", func(t *testing.T) {
+	t.Run("9p volume and a NIC", func(t *testing.T) {
+		// Both module sets, which share the virtio-mmio transport, loaded in one boot.
 		kernel := kernelWith9P(t)
 		vol := t.TempDir()
 		writeFile(t, filepath.Join(vol, "in.txt"), "written by the host\n", 0o644)
-		r := kilnIn(t, root, "boot", "guest", "--kernel", kernel, "--timeout", "5m", "-e", "VOLUME=/data", "-v", vol+":/data")
+		r := kilnIn(t, root, "boot", "guest", "--kernel", kernel, "--timeout", "5m", "--network", "user", "-e", "VOLUME=/data", "-v", vol+":/data")
 		if r.code != 0 {
 			t.Fatalf("exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
 		}
