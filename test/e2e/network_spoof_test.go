@@ -4,10 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net"
-	"os"
-	"os/exec"
 	"runtime"
-	"strings"
 	"testing"
 	"time"
 
@@ -23,30 +20,15 @@ import (
 func TestNetworkLoopbackSourceGuard(t *testing.T) {
 	root := t.TempDir()
 	netImage(t, root)
-	mustKiln(t, root, "run", "--rm", "web", "true") // the default network exists
-	var nets []struct{ Bridge, Subnet, Gateway string }
-	if err := jsonUnmarshal(mustKiln(t, root, "network", "inspect", "kiln").stdout, &nets); err != nil || len(nets) != 1 {
-		t.Fatal("network inspect kiln:", err)
-	}
-	gw := net.ParseIP(nets[0].Gateway).To4()
-	pc, err := net.ListenPacket("udp4", nets[0].Gateway+":0")
+	n := defaultNetwork(t, root)
+	gw := net.ParseIP(n.Gateway).To4()
+	pc, err := net.ListenPacket("udp4", n.Gateway+":0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer pc.Close()
 	port := pc.LocalAddr().(*net.UDPAddr).Port
-
-	prefix := strings.Split(nets[0].Subnet, "/")[1]
-	addr := fmt.Sprintf("%d.%d.255.%d", gw[0], gw[1], 150+os.Getpid()%50)
-	name := fmt.Sprintf("kiln-e2e-s%d", os.Getpid())
-	hv, cv := fmt.Sprintf("ks%dh", os.Getpid()%100000), fmt.Sprintf("ks%dc", os.Getpid()%100000)
-	run(t, "ip", "netns", "add", name)
-	t.Cleanup(func() { exec.Command("ip", "netns", "del", name).Run() })
-	run(t, "ip", "link", "add", hv, "type", "veth", "peer", "name", cv, "netns", name)
-	t.Cleanup(func() { exec.Command("ip", "link", "del", hv).Run() })
-	run(t, "ip", "link", "set", hv, "master", nets[0].Bridge, "up")
-	run(t, "ip", "-n", name, "addr", "add", addr+"/"+prefix, "dev", cv)
-	run(t, "ip", "-n", name, "link", "set", cv, "up")
+	name, _, addr := plugIntoBridge(t, n, "s", 150)
 
 	if err := inNetns("/run/netns/"+name, func() error {
 		if err := sendUDP(net.IPv4(127, 0, 0, 2), gw, port, "spoofed"); err != nil {

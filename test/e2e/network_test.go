@@ -307,30 +307,14 @@ func TestNetworkBadInput(t *testing.T) {
 func TestNetworkLoopbackGuard(t *testing.T) {
 	root := t.TempDir()
 	netImage(t, root)
-	mustKiln(t, root, "run", "--rm", "web", "true") // the default network exists
-	var nets []struct{ Bridge, Subnet, Gateway string }
-	if err := jsonUnmarshal(mustKiln(t, root, "network", "inspect", "kiln").stdout, &nets); err != nil || len(nets) != 1 {
-		t.Fatal("network inspect kiln:", err)
-	}
+	n := defaultNetwork(t, root)
 	secret := serve(t, "127.0.0.1:0", "host-only secret\n")
-	open := serve(t, nets[0].Gateway+":0", "open\n")
-	// An address at the top of the subnet, which allocation reaches last.
-	prefix := strings.Split(nets[0].Subnet, "/")[1]
-	gw := net.ParseIP(nets[0].Gateway).To4()
-	addr := fmt.Sprintf("%d.%d.255.%d", gw[0], gw[1], 200+os.Getpid()%50)
-	name := fmt.Sprintf("kiln-e2e-g%d", os.Getpid())
-	hv, cv := fmt.Sprintf("kg%dh", os.Getpid()%100000), fmt.Sprintf("kg%dc", os.Getpid()%100000)
-	run(t, "ip", "netns", "add", name)
-	t.Cleanup(func() { exec.Command("ip", "netns", "del", name).Run() })
-	run(t, "ip", "link", "add", hv, "type", "veth", "peer", "name", cv, "netns", name)
-	t.Cleanup(func() { exec.Command("ip", "link", "del", hv).Run() })
-	run(t, "ip", "link", "set", hv, "master", nets[0].Bridge, "up")
-	run(t, "ip", "-n", name, "addr", "add", addr+"/"+prefix, "dev", cv)
-	run(t, "ip", "-n", name, "link", "set", cv, "up")
+	open := serve(t, n.Gateway+":0", "open\n")
+	name, cv, _ := plugIntoBridge(t, n, "g", 200)
 	// Send 127.0.0.0/8 to the gateway, as a frame crafted on a raw socket (CAP_NET_RAW, one of
 	// the default capabilities) would: lo stays down, so no local route is in the way.
 	run(t, "ip", "netns", "exec", name, "sysctl", "-qw", "net.ipv4.conf.all.route_localnet=1", "net.ipv4.conf."+cv+".route_localnet=1")
-	run(t, "ip", "-n", name, "route", "add", "127.0.0.0/8", "via", nets[0].Gateway)
+	run(t, "ip", "-n", name, "route", "add", "127.0.0.0/8", "via", n.Gateway)
 	// The host answers on the gateway's address...
 	if got := get(t, name, "telnet://"+open); got != "open\n" {
 		t.Fatalf("from the bridge, %s answered %q", open, got)
@@ -470,4 +454,39 @@ func TestNetworkNoIPv6OnBridge(t *testing.T) {
 	if b, _ := os.ReadFile("/proc/sys/net/ipv6/conf/" + nets[0].Bridge + "/disable_ipv6"); string(b) != "1\n" {
 		t.Errorf("bridge %s: disable_ipv6 is %q, want 1", nets[0].Bridge, b)
 	}
+}
+
+// bridgeNetwork is what `kiln network inspect` says of a network.
+type bridgeNetwork struct{ Bridge, Subnet, Gateway string }
+
+// defaultNetwork is the record of the default network, which a first container makes.
+func defaultNetwork(t *testing.T, root string) bridgeNetwork {
+	t.Helper()
+	mustKiln(t, root, "run", "--rm", "web", "true") // the default network exists
+	var nets []bridgeNetwork
+	if err := jsonUnmarshal(mustKiln(t, root, "network", "inspect", "kiln").stdout, &nets); err != nil || len(nets) != 1 {
+		t.Fatal("network inspect kiln:", err)
+	}
+	return nets[0]
+}
+
+// plugIntoBridge makes a network namespace with a veth on n's bridge, at an address near the top
+// of the subnet (which allocation reaches last: base+pid%50 in x.y.255.0), and returns the
+// namespace's name, its end of the veth and its address. Both go when the test ends.
+func plugIntoBridge(t *testing.T, n bridgeNetwork, tag string, base int) (name, cv, addr string) {
+	t.Helper()
+	prefix := strings.Split(n.Subnet, "/")[1]
+	gw := net.ParseIP(n.Gateway).To4()
+	addr = fmt.Sprintf("%d.%d.255.%d", gw[0], gw[1], base+os.Getpid()%50)
+	name = fmt.Sprintf("kiln-e2e-%s%d", tag, os.Getpid())
+	hv := fmt.Sprintf("k%s%dh", tag, os.Getpid()%100000)
+	cv = fmt.Sprintf("k%s%dc", tag, os.Getpid()%100000)
+	run(t, "ip", "netns", "add", name)
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", name).Run() })
+	run(t, "ip", "link", "add", hv, "type", "veth", "peer", "name", cv, "netns", name)
+	t.Cleanup(func() { exec.Command("ip", "link", "del", hv).Run() })
+	run(t, "ip", "link", "set", hv, "master", n.Bridge, "up")
+	run(t, "ip", "-n", name, "addr", "add", addr+"/"+prefix, "dev", cv)
+	run(t, "ip", "-n", name, "link", "set", cv, "up")
+	return name, cv, addr
 }
