@@ -173,7 +173,7 @@ func cmdline(baked string, cfg *bootconfig.Config, o Options, network bool, acce
 	}
 	line := []string{baked}
 	if accel == AccelTCG {
-		line = append(line, tcgParams()...)
+		line = append(line, bootconfig.TCGParams()...)
 	}
 	if o.Verbose {
 		line = append(line, "loglevel=7")

@@ -127,7 +127,7 @@ func (e *bootEnv) boot(t *testing.T, params []string, extra ...string) booted {
 		"-M", "microvm", "-accel", "tcg", "-m", "256M", "-smp", "1",
 		"-nodefaults", "-no-user-config", "-nographic", "-no-reboot",
 		"-kernel", e.kernel, "-initrd", e.initrd,
-		"-append", strings.Join(append([]string{"console=ttyS0", "panic=-1", tscParam()}, params...), " "),
+		"-append", strings.Join(slices.Concat([]string{"console=ttyS0", "panic=-1"}, bootconfig.TCGParams(), params), " "),
 		"-serial", "file:" + file("console"),
 	}
 	ports := map[string]bootconfig.Port{"stdout": bootconfig.PortStdout, "stderr": bootconfig.PortStderr, "status": bootconfig.PortStatus}
@@ -147,21 +147,6 @@ func (e *bootEnv) boot(t *testing.T, params []string, extra ...string) booted {
 	}
 	t.Logf("boot took %v; %s", b.elapsed.Round(time.Millisecond), initTimes(b.console))
 	return b
-}
-
-// tscParam tells the kernel the TSC's frequency. Under TCG the guest's TSC is the host's, and
-// the kernel's calibration against the PIT fails on a busy host (microvm has no HPET nor ACPI
-// PM timer to fall back on): the TSC is then marked unstable, no timer ticks, and the boot
-// hangs for good after "tsc: Marking TSC unstable due to could not calculate TSC khz".
-func tscParam() string {
-	khz := 2000000
-	b, _ := os.ReadFile("/proc/cpuinfo")
-	if m := regexp.MustCompile(`cpu MHz\s*:\s*([0-9.]+)`).FindSubmatch(b); m != nil {
-		if mhz, err := strconv.ParseFloat(string(m[1]), 64); err == nil && mhz > 0 {
-			khz = int(mhz * 1000)
-		}
-	}
-	return "tsc_early_khz=" + strconv.Itoa(khz)
 }
 
 // initTimes reads, from the kernel's printk times on the console (absent with quiet), when the

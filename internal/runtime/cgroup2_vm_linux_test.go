@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kiln-project/kiln/internal/bootconfig"
 )
 
 // vmTests are the cgroup tests run again on a cgroup2-only host.
@@ -70,7 +72,7 @@ func TestCgroupV2OnlyHost(t *testing.T) {
 	// tests are short.
 	cmd := exec.CommandContext(ctx, qemu, "-M", "microvm", "-accel", "tcg", "-cpu", "max", "-m", "512", "-smp", "2",
 		"-nodefaults", "-no-user-config", "-nographic", "-no-reboot", "-serial", "stdio",
-		"-kernel", kernels[len(kernels)-1], "-initrd", initrd, "-append", "console=ttyS0 panic=-1 quiet")
+		"-kernel", kernels[len(kernels)-1], "-initrd", initrd, "-append", strings.Join(append([]string{"console=ttyS0", "panic=-1", "quiet"}, bootconfig.TCGParams()...), " "))
 	out, err := cmd.CombinedOutput()
 	t.Logf("VM (%s):\n%s", kernels[len(kernels)-1], out)
 	if !bytes.Contains(out, []byte("VM-TESTS-DONE")) {
