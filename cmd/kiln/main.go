@@ -8,13 +8,12 @@ import (
 	"syscall"
 
 	"github.com/kiln-project/kiln/internal/cli"
-	"github.com/kiln-project/kiln/internal/runtime"
+	_ "github.com/kiln-project/kiln/internal/runtime" // a container's init runs from its initialiser
 )
 
 func main() {
-	// A container's init and a detached container's monitor are kiln re-executed under another
-	// name; each runs and exits here.
-	runtime.Init()
+	// A detached container's monitor is kiln re-executed under another name; it runs and exits
+	// here. (So does a container's init, earlier, from internal/runtime's initialiser.)
 	cli.Monitor()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

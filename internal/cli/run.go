@@ -111,6 +111,10 @@ func runContainerErr(cmd *cobra.Command, e *env, f *runFlags, image string, args
 	if f.net.mode.Kind == "bridge" {
 		sweepNetworks() // free what dead containers hold: their addresses, their ports
 	}
+	var caught func() chan os.Signal
+	if !f.detach {
+		caught = catchSignalsAsync()
+	}
 	p, err := prepare(cmd.Context(), e, f, image, args)
 	if err != nil {
 		return err
@@ -118,12 +122,12 @@ func runContainerErr(cmd *cobra.Command, e *env, f *runFlags, image string, args
 	if f.detach {
 		return detach(e, p)
 	}
-	return foreground(cmd.Context(), e, f, p)
+	return foreground(cmd.Context(), e, f, p, caught)
 }
 
 // foreground runs the container with kiln as its monitor: kiln's own stdio passed through (or a
 // terminal), signals forwarded, kiln's exit status the container's.
-func foreground(ctx context.Context, e *env, f *runFlags, p *prepared) error {
+func foreground(ctx context.Context, e *env, f *runFlags, p *prepared, caught func() chan os.Signal) error {
 	stdio := runtime.Stdio{Stdout: fileOr(e.stdout, os.Stdout), Stderr: fileOr(e.stderr, os.Stderr)}
 	if f.interactive {
 		stdio.Stdin = fileOr(e.stdin, os.Stdin)
@@ -136,7 +140,7 @@ func foreground(ctx context.Context, e *env, f *runFlags, p *prepared) error {
 		p.discard()
 		return err
 	}
-	sigs := catchSignals()
+	sigs := caught()
 	ctr, err := p.start(ctx, sh.stdio)
 	sh.started()
 	if err != nil {

@@ -65,6 +65,17 @@ func catchSignals() chan os.Signal {
 	return ch
 }
 
+// catchSignalsAsync is catchSignals begun on another goroutine. Go enables signals one at a
+// time, each a round trip with its signal thread (a millisecond for all of them on a slow
+// virtual machine), which can overlap preparing the container. The function returned waits for
+// it and gives the channel.
+func catchSignalsAsync() func() chan os.Signal {
+	ch := make(chan os.Signal, 32)
+	done := make(chan struct{})
+	go func() { signal.Notify(ch); close(done) }()
+	return func() chan os.Signal { <-done; return ch }
+}
+
 // forwardSignals sends the caught signals (but those about kiln's own terminal and runtime) to
 // send, until the returned function is called.
 func forwardSignals(ch chan os.Signal, send func(syscall.Signal)) func() {

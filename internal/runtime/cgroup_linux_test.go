@@ -121,7 +121,9 @@ func sharesOr(cg *cgroup, shares uint64) uint64 {
 
 func waitFor(t *testing.T, ok func() bool) {
 	t.Helper()
-	for i := 0; i < 500 && !ok(); i++ {
+	// Up to 30 s: the cgroup2-only VM runs these tests emulated, beside whatever else the
+	// machine is doing.
+	for i := 0; i < 3000 && !ok(); i++ {
 		time.Sleep(10 * time.Millisecond)
 	}
 	if !ok() {

@@ -32,7 +32,7 @@ func createDevices(root string, extra []specs.LinuxDevice) error {
 	}
 	defer dev.Close()
 	for _, d := range append(defaultDevices[:len(defaultDevices):len(defaultDevices)], extra...) {
-		if err := mknod(root, d); err != nil {
+		if err := mknod(root, dev, d); err != nil {
 			return fmt.Errorf("%s: %w", d.Path, err)
 		}
 	}
@@ -44,12 +44,17 @@ func createDevices(root string, extra []specs.LinuxDevice) error {
 	return nil
 }
 
-func mknod(root string, d specs.LinuxDevice) error {
-	dir, err := mkdirHandle(root, path.Dir(d.Path))
-	if err != nil {
-		return err
+// mknod makes device d; dev is the handle to /dev, where all the default ones go.
+func mknod(root string, dev *os.File, d specs.LinuxDevice) error {
+	dir := dev
+	if path.Dir(d.Path) != "/dev" {
+		h, err := mkdirHandle(root, path.Dir(d.Path))
+		if err != nil {
+			return err
+		}
+		defer h.Close()
+		dir = h
 	}
-	defer dir.Close()
 	mode := uint32(0o666)
 	if d.FileMode != nil {
 		mode = uint32(*d.FileMode)
@@ -65,7 +70,7 @@ func mknod(root string, d specs.LinuxDevice) error {
 		return fmt.Errorf("device type %q: want c, b, u or p", d.Type)
 	}
 	name := path.Base(d.Path)
-	err = unix.Mknodat(int(dir.Fd()), name, mode, int(unix.Mkdev(uint32(d.Major), uint32(d.Minor))))
+	err := unix.Mknodat(int(dir.Fd()), name, mode, int(unix.Mkdev(uint32(d.Major), uint32(d.Minor))))
 	if err != nil && err != unix.EEXIST {
 		return err
 	}

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"unsafe"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -47,7 +48,8 @@ func startWorkload(g *gate, s *specs.Spec, filter []unix.SockFilter) error {
 			return err
 		}
 	}
-	if err := dropPrivileges(p, c); err != nil {
+	stays := s.Annotations[InitAnnotation] == "true" // the reaper lives on beside the workload
+	if err := dropPrivileges(p, c, !stays); err != nil {
 		return err
 	}
 	// A change of credentials clears the parent-death signal; a container's process must still
@@ -66,7 +68,7 @@ func startWorkload(g *gate, s *specs.Spec, filter []unix.SockFilter) error {
 		}
 	}
 	unix.Umask(umask(p))
-	if s.Annotations[InitAnnotation] == "true" {
+	if stays {
 		return reap(g.sock, path, p)
 	}
 	g.sock.Write([]byte{readyByte}) // the socket closes on exec; an exec error follows it
@@ -114,33 +116,80 @@ var rlimits = map[string]int{
 }
 
 // dropPrivileges switches to the process's user and capability sets. Keep-caps carries the
-// permitted set across setuid; capset then trims it to what the spec grants.
-func dropPrivileges(p *specs.Process, c caps) error {
+// permitted set across setuid; capset then trims it to what the spec grants. Capabilities are
+// per thread, and so are the IDs when thisThread is set (see setIDs).
+func dropPrivileges(p *specs.Process, c caps, thisThread bool) error {
 	if err := dropBounding(c.bounding); err != nil {
 		return errorf(125, "%v", err)
 	}
 	if err := unix.Prctl(unix.PR_SET_KEEPCAPS, 1, 0, 0, 0); err != nil {
 		return errorf(125, "keepcaps: %v", err)
 	}
-	u := p.User
-	groups := make([]int, len(u.AdditionalGids))
-	for i, g := range u.AdditionalGids {
-		groups[i] = int(g)
-	}
-	if err := unix.Setgroups(groups); err != nil {
-		return errorf(125, "setgroups %v: %v", groups, err)
-	}
-	if err := unix.Setresgid(int(u.GID), int(u.GID), int(u.GID)); err != nil {
-		return errorf(125, "setgid %d: %v", u.GID, err)
-	}
-	if err := unix.Setresuid(int(u.UID), int(u.UID), int(u.UID)); err != nil {
-		return errorf(125, "setuid %d: %v", u.UID, err)
+	if err := setIDs(p.User, thisThread); err != nil {
+		return err
 	}
 	if err := unix.Prctl(unix.PR_SET_KEEPCAPS, 0, 0, 0, 0); err != nil {
 		return errorf(125, "keepcaps: %v", err)
 	}
 	if err := applyCaps(c); err != nil {
 		return errorf(125, "%v", err)
+	}
+	return nil
+}
+
+// setIDs sets the groups, GID and UID. Go's setgroups/setresgid/setresuid change every thread of
+// the process, which stops each runtime thread with a signal, twice per call. An init that execs
+// next needs only its own thread changed: execve takes the calling thread's credentials for the
+// new program and ends the others. An init that stays (the reaper) changes them all.
+func setIDs(u specs.User, thisThread bool) error {
+	groups := make([]uint32, len(u.AdditionalGids))
+	copy(groups, u.AdditionalGids)
+	setgroups, setresgid, setresuid := allThreadsSetgroups, unix.Setresgid, unix.Setresuid
+	if thisThread {
+		setgroups, setresgid, setresuid = threadSetgroups, threadSetresgid, threadSetresuid
+	}
+	if err := setgroups(groups); err != nil {
+		return errorf(125, "setgroups %v: %v", groups, err)
+	}
+	if err := setresgid(int(u.GID), int(u.GID), int(u.GID)); err != nil {
+		return errorf(125, "setgid %d: %v", u.GID, err)
+	}
+	if err := setresuid(int(u.UID), int(u.UID), int(u.UID)); err != nil {
+		return errorf(125, "setuid %d: %v", u.UID, err)
+	}
+	return nil
+}
+
+func allThreadsSetgroups(gids []uint32) error {
+	g := make([]int, len(gids))
+	for i, id := range gids {
+		g[i] = int(id)
+	}
+	return unix.Setgroups(g)
+}
+
+func threadSetgroups(gids []uint32) error {
+	var p unsafe.Pointer
+	if len(gids) > 0 {
+		p = unsafe.Pointer(&gids[0])
+	}
+	_, _, e := unix.RawSyscall(unix.SYS_SETGROUPS, uintptr(len(gids)), uintptr(p), 0)
+	return errnoErr(e)
+}
+
+func threadSetresgid(r, e, s int) error {
+	_, _, errno := unix.RawSyscall(unix.SYS_SETRESGID, uintptr(r), uintptr(e), uintptr(s))
+	return errnoErr(errno)
+}
+
+func threadSetresuid(r, e, s int) error {
+	_, _, errno := unix.RawSyscall(unix.SYS_SETRESUID, uintptr(r), uintptr(e), uintptr(s))
+	return errnoErr(errno)
+}
+
+func errnoErr(e unix.Errno) error {
+	if e != 0 {
+		return e
 	}
 	return nil
 }

@@ -20,12 +20,48 @@ func openInRoot(root, p string) (*os.File, error) {
 	return openat2InRoot(root, p, unix.O_PATH)
 }
 
-func openat2InRoot(root, p string, flags int) (*os.File, error) {
+// pinned is the container's root, opened once by the init after its root is mounted: the init
+// resolves some twenty paths in it, each of which would open the root again.
+var pinned = struct {
+	path string
+	fd   int
+}{fd: -1}
+
+// pinRoot keeps root open for openat2InRoot until unpinRoot. Only the init calls it, from its one
+// locked thread, between mounting the root and pivoting into it.
+func pinRoot(root string) error {
+	fd, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return &os.PathError{Op: "open", Path: root, Err: err}
+	}
+	pinned.path, pinned.fd = root, fd
+	return nil
+}
+
+func unpinRoot() {
+	if pinned.fd >= 0 {
+		unix.Close(pinned.fd)
+	}
+	pinned.path, pinned.fd = "", -1
+}
+
+func openRoot(root string) (fd int, done func(), err error) {
+	if pinned.fd >= 0 && root == pinned.path {
+		return pinned.fd, func() {}, nil
+	}
 	r, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return nil, &os.PathError{Op: "open", Path: root, Err: err}
+		return -1, nil, &os.PathError{Op: "open", Path: root, Err: err}
 	}
-	defer unix.Close(r)
+	return r, func() { unix.Close(r) }, nil
+}
+
+func openat2InRoot(root, p string, flags int) (*os.File, error) {
+	r, done, err := openRoot(root)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
 	fd, err := unix.Openat2(r, p, &unix.OpenHow{Flags: uint64(flags | unix.O_CLOEXEC), Resolve: inRoot})
 	if errors.Is(err, unix.ENOSYS) {
 		return pathrs.OpenInRoot(root, p)
