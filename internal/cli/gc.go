@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kiln-project/kiln/internal/container"
+	"github.com/kiln-project/kiln/internal/runtime"
 	"github.com/kiln-project/kiln/internal/store"
 )
 
@@ -20,7 +21,7 @@ func newGC(e *env) *cobra.Command {
 		Short: "Remove blobs and unpacked layers nothing references, and cached bakes",
 		Long: `Remove blobs no tagged image references, and unpacked layers neither a tagged image nor a
 container (running or stopped) uses. The bakes kiln boot IMAGE cached are removed too: the next
-boot bakes again.`,
+boot bakes again. So are the cgroups a killed kiln left (empty, and a minute old).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			st, err := e.store()
@@ -41,6 +42,9 @@ boot bakes again.`,
 			}
 			fmt.Fprintf(e.stderr, "freed %s in %d blobs and %s in %d unpacked layers\n",
 				size(rep.Freed), len(rep.Removed), size(rep.LayersFreed), len(rep.RemovedLayers))
+			if n := runtime.SweepCgroups(); n > 0 {
+				fmt.Fprintf(e.stderr, "removed %d cgroups of containers that no longer exist\n", n)
+			}
 			n, freed, err := removeBootCache(e.root)
 			if n > 0 {
 				fmt.Fprintf(e.stderr, "freed %s in %d cached bakes\n", size(freed), n)

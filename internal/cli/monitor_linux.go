@@ -98,7 +98,8 @@ func monitor(root, id string, report *os.File) int {
 		tell(monitorReport{Code: 125, Error: err.Error()})
 		return 1
 	}
-	ctr, err := p.start(context.Background(), runtime.Stdio{Stdout: w, Stderr: w})
+	p.lockedThread = true // see Monitor and becomeWaiter
+	ctr, err := p.start(context.Background(), runtime.Stdio{Stdout: w, Stderr: w}, nil)
 	w.Close()
 	if err != nil {
 		p.discard()

@@ -27,6 +27,9 @@ type prepared struct {
 	root   string
 	spec   *specs.Spec
 	rootfs *specs.Mount
+	// lockedThread: the caller (a monitor) is locked to the thread that will wait for the
+	// container; see runtime.Config.LockedThread.
+	lockedThread bool
 }
 
 const (
@@ -36,7 +39,7 @@ const (
 
 // prepare creates the container's record and everything it needs, without starting it. On error
 // nothing is left behind.
-func prepare(ctx context.Context, e *env, f *runFlags, image string, args []string) (_ *prepared, err error) {
+func prepare(ctx context.Context, e *env, f *runFlags, image string, args []string, id string) (_ *prepared, err error) {
 	st, err := e.store()
 	if err != nil {
 		return nil, err
@@ -63,7 +66,9 @@ func prepare(ctx context.Context, e *env, f *runFlags, image string, args []stri
 		return nil, err
 	}
 	// The record names the layers before they are unpacked, so a concurrent gc keeps them.
-	rec, err := cs.Create(newState(f, image, d, cf))
+	st0 := newState(f, image, d, cf)
+	st0.ID = id // "" or one from container.NewID, with an early init waiting in its cgroup
+	rec, err := cs.Create(st0)
 	if err != nil {
 		return nil, err
 	}
@@ -163,8 +168,9 @@ func load(rec *container.Container, root string) (*prepared, error) {
 }
 
 // start runs the container and records it as running, with this process as its monitor.
-func (p *prepared) start(ctx context.Context, stdio runtime.Stdio) (*runtime.Container, error) {
-	cfg := runtime.Config{ID: p.rec.ID(), Spec: p.spec, RootFS: p.rootfs, Stdio: stdio, StateDir: p.rec.Dir()}
+func (p *prepared) start(ctx context.Context, stdio runtime.Stdio, early *runtime.Early) (*runtime.Container, error) {
+	cfg := runtime.Config{ID: p.rec.ID(), Spec: p.spec, RootFS: p.rootfs, Stdio: stdio, StateDir: p.rec.Dir(),
+		Early: early, LockedThread: p.lockedThread}
 	if name := p.spec.Annotations[annotationNetwork]; name != "" {
 		cfg.OnCreate = func(pid int) error { return attachNetwork(name, p.rec.ID(), pid) }
 	}
@@ -172,6 +178,8 @@ func (p *prepared) start(ctx context.Context, stdio runtime.Stdio) (*runtime.Con
 	var ctr *runtime.Container
 	if err == nil {
 		ctr, err = runtime.Start(ctx, cfg)
+	} else {
+		early.Abort()
 	}
 	if err != nil {
 		p.rec.Update(func(s *container.State) error {

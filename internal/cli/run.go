@@ -12,6 +12,8 @@ import (
 	"github.com/spf13/pflag"
 	"golang.org/x/term"
 
+	"github.com/kiln-project/kiln/internal/container"
+	"github.com/kiln-project/kiln/internal/runspec"
 	"github.com/kiln-project/kiln/internal/runtime"
 )
 
@@ -111,37 +113,40 @@ func runContainerErr(cmd *cobra.Command, e *env, f *runFlags, image string, args
 	if f.net.mode.Kind == "bridge" {
 		sweepNetworks() // free what dead containers hold: their addresses, their ports
 	}
-	var caught func() chan os.Signal
 	if !f.detach {
-		caught = catchSignalsAsync()
+		return foreground(cmd.Context(), e, f, image, args)
 	}
-	p, err := prepare(cmd.Context(), e, f, image, args)
+	p, err := prepare(cmd.Context(), e, f, image, args, "")
 	if err != nil {
 		return err
 	}
-	if f.detach {
-		return detach(e, p)
-	}
-	return foreground(cmd.Context(), e, f, p, caught)
+	return detach(e, p)
 }
 
 // foreground runs the container with kiln as its monitor: kiln's own stdio passed through (or a
 // terminal), signals forwarded, kiln's exit status the container's.
-func foreground(ctx context.Context, e *env, f *runFlags, p *prepared, caught func() chan os.Signal) error {
+func foreground(ctx context.Context, e *env, f *runFlags, image string, args []string) error {
+	caught := catchSignalsAsync()
 	stdio := runtime.Stdio{Stdout: fileOr(e.stdout, os.Stdout), Stderr: fileOr(e.stderr, os.Stderr)}
 	if f.interactive {
 		stdio.Stdin = fileOr(e.stdin, os.Stdin)
 	}
+	sh, err := newShield(stdio)
+	if err != nil {
+		return err
+	}
+	id, early := startEarly(f, sh.stdio)
+	p, err := prepare(ctx, e, f, image, args, id)
+	if err != nil {
+		early.Abort()
+		sh.started()
+		return err
+	}
 	if f.tty {
 		p.spec.Process.ConsoleSize = consoleSize(fileOr(e.stdin, os.Stdin))
 	}
-	sh, err := newShield(stdio)
-	if err != nil {
-		p.discard()
-		return err
-	}
 	sigs := caught()
-	ctr, err := p.start(ctx, sh.stdio)
+	ctr, err := p.start(ctx, sh.stdio, early)
 	sh.started()
 	if err != nil {
 		signal.Stop(sigs)
@@ -161,6 +166,21 @@ func foreground(ctx context.Context, e *env, f *runFlags, p *prepared, caught fu
 		return statusError(code)
 	}
 	return nil
+}
+
+// startEarly starts the container's init while kiln prepares the rest (see runtime.Early), when
+// the flags already say its namespaces: all new, as with the default network or --network none.
+// Without it (other flags, or any failure) the start goes the usual way, which reports errors.
+func startEarly(f *runFlags, stdio runtime.Stdio) (string, *runtime.Early) {
+	if k := f.net.mode.Kind; k != "bridge" && k != "none" {
+		return "", nil
+	}
+	id := container.NewID()
+	early, err := runtime.StartEarly(id, runspec.OwnNamespaces(), stdio, f.tty)
+	if err != nil {
+		return "", nil
+	}
+	return id, early
 }
 
 func fileOr(w any, def *os.File) *os.File {

@@ -68,11 +68,22 @@ func TestCreateAndGet(t *testing.T) {
 	}
 }
 
-func TestCreateRefusesGivenIDAndBadName(t *testing.T) {
+func TestCreateTakesOnlyNewIDs(t *testing.T) {
 	cs := open(t)
-	if _, err := cs.Create(&State{ID: strings.Repeat("a", 64)}); err == nil {
-		t.Error("Create with an ID succeeded")
+	id := NewID()
+	c, err := cs.Create(&State{ID: id})
+	if err != nil || c.ID() != id {
+		t.Fatalf("Create with an ID from NewID: %v", err)
 	}
+	for _, bad := range []string{"web", strings.Repeat("g", 64), id} {
+		if _, err := cs.Create(&State{ID: bad}); err == nil {
+			t.Errorf("Create with ID %q (not new, or not an ID) succeeded", bad)
+		}
+	}
+}
+
+func TestCreateRefusesBadName(t *testing.T) {
+	cs := open(t)
 	for _, name := range []string{"a", "-web", ".web", "we b", "a/b", "..", "ünï", strings.Repeat("a", 256)} {
 		if _, err := cs.Create(&State{Name: name}); err == nil || !strings.Contains(err.Error(), "invalid container name") {
 			t.Errorf("name %q: %v", name, err)

@@ -51,17 +51,24 @@ func cgroupPath(id string, s *specs.Spec) string {
 // newCgroup makes the container's cgroups and writes its limits, before any of its processes
 // exist. On error nothing is left behind.
 func newCgroup(id string, s *specs.Spec) (*cgroup, error) {
+	cg, err := makeCgroup(id, s)
+	if err != nil {
+		cg.remove()
+		return nil, err
+	}
+	return cg, nil
+}
+
+// makeCgroup is newCgroup leaving the cleanup after an error to the caller: the cgroup2
+// directory may hold an early init, to be stopped first.
+func makeCgroup(id string, s *specs.Spec) (*cgroup, error) {
 	rel := cgroupPath(id, s)
 	r := s.Linux.Resources
 	if r == nil {
 		r = &specs.LinuxResources{}
 	}
 	cg := &cgroup{v1: map[string]string{}}
-	if err := cg.create(rel, r); err != nil {
-		cg.remove()
-		return nil, err
-	}
-	return cg, nil
+	return cg, cg.create(rel, r)
 }
 
 func (cg *cgroup) create(rel string, r *specs.LinuxResources) error {
@@ -237,6 +244,26 @@ func existingCgroup(id string) *cgroup {
 // Cleanup removes what the runtime made on the host for container id and left behind when its
 // monitor was killed: its cgroups. Safe to call when there is nothing.
 func Cleanup(id string) error { return existingCgroup(id).remove() }
+
+// SweepCgroups removes the cgroups of kiln containers that no longer exist: empty directories
+// under kiln/ in every hierarchy, made more than a minute ago (a younger one may be a start in
+// progress). A cgroup with a process in it cannot be removed, so a running container keeps
+// its own whatever its kiln root. It returns how many it removed.
+func SweepCgroups() int {
+	v1, _ := filepath.Glob(filepath.Join(cgroupRoot, "*", "kiln", "*")) // with a hybrid's unified/
+	v2, _ := filepath.Glob(filepath.Join(cgroupRoot, "kiln", "*"))      // a cgroup2-only host
+	n := 0
+	for _, d := range append(v1, v2...) {
+		fi, err := os.Stat(d)
+		if err != nil || !fi.IsDir() || time.Since(fi.ModTime()) < time.Minute {
+			continue
+		}
+		if unix.Rmdir(d) == nil {
+			n++
+		}
+	}
+	return n
+}
 
 // oomKilled reports whether the OOM killer killed a process of the cgroup. Read it before remove.
 func (cg *cgroup) oomKilled() bool {

@@ -24,6 +24,12 @@ type ExecConfig struct {
 	Stdio   Stdio
 }
 
+// Early is a container's init started early (Linux only).
+type Early struct{}
+
+func StartEarly(string, []specs.LinuxNamespace, Stdio, bool) (*Early, error) { return nil, errNotLinux }
+func (e *Early) Abort()                                                      {}
+
 func Start(context.Context, Config) (*Container, error)    { return nil, errNotLinux }
 func Exec(context.Context, ExecConfig) (*Container, error) { return nil, errNotLinux }
 func Adopt(string, int) (*Container, error)                { return nil, errNotLinux }
@@ -33,3 +39,4 @@ func (c *Container) Wait() (Exit, error)                   { return Exit{}, errN
 func (c *Container) Signal(syscall.Signal) error           { return errNotLinux }
 func Init()                                                {}
 func Cleanup(string) error                                 { return nil }
+func SweepCgroups() int                                    { return 0 }

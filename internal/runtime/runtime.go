@@ -8,8 +8,8 @@
 //	c, err := runtime.Start(ctx, runtime.Config{ID: id, Spec: spec, StateDir: dir})
 //	exit, err := c.Wait()
 //
-// The kiln binary calls Init first thing in main: when the process is a container's init (argv[0]
-// is "kiln-init"), Init sets the container up and execs the workload; it never returns.
+// A container's init is the kiln binary re-executed (argv[0] "kiln-init"): the package's
+// initialiser calls Init, which sets the container up and execs the workload; it never returns.
 package runtime
 
 import (
@@ -31,10 +31,17 @@ type Config struct {
 	// KeepAlive keeps the container alive when the process that started it dies. By default the
 	// container gets SIGKILL then, so it never outlives its monitor.
 	KeepAlive bool
+	// LockedThread says the caller's goroutine is locked to an OS thread that outlives the
+	// container (a monitor's): the init is forked from it. Otherwise Start forks from a thread
+	// it keeps for the purpose (the parent-death signal follows the forking thread).
+	LockedThread bool
 	// OnCreate, when set, runs once the container's namespaces exist and before its process
 	// starts, with the init's pid on the host: where a network is plugged in (OCI's
 	// createRuntime hook). An error stops the start.
 	OnCreate func(pid int) error
+	// Early, when set, is this container's init, started by StartEarly. Start uses it if it
+	// fits the spec, and otherwise stops it and starts another.
+	Early *Early
 }
 
 // Stdio are the container's standard streams; nil means /dev/null.

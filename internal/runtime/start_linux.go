@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	goruntime "runtime"
 	"sync"
 	"syscall"
 
@@ -22,6 +23,7 @@ type Container struct {
 	proc    *os.Process
 	console *os.File
 	cgroup  *cgroup
+	release func() // gives back the thread the init was forked from; nil for none
 
 	once sync.Once
 	exit Exit
@@ -29,25 +31,34 @@ type Container struct {
 }
 
 // Start creates the container's namespaces and root, and runs its process. It returns once the
-// process runs, or with an *Error saying which step failed.
+// process runs, or with an *Error saying which step failed. It takes over cfg.Early either way.
 func Start(ctx context.Context, cfg Config) (*Container, error) {
 	if err := validate(cfg.Spec); err != nil {
+		cfg.Early.abort()
 		return nil, &Error{Code: 125, Err: err}
 	}
 	msg, err := newInitConfig(modeRun, cfg.Spec, cfg.RootFS)
 	if err != nil {
+		cfg.Early.abort()
 		return nil, err
 	}
-	cg, err := newCgroup(cfg.ID, cfg.Spec)
+	early := cfg.Early.takeFor(cfg) // nil if there is none or it does not fit
+	cg, err := makeCgroup(cfg.ID, cfg.Spec)
 	if err != nil {
-		return nil, &Error{Code: 125, Err: err}
-	}
-	cmd, sock, err := startInit(cfg, cg)
-	if err != nil {
+		early.abort()
 		cg.remove()
 		return nil, &Error{Code: 125, Err: err}
 	}
-	c := &Container{proc: cmd.Process, cgroup: cg}
+	var cmd *exec.Cmd
+	var sock *os.File
+	var release func()
+	if early != nil {
+		cmd, sock, release = early.cmd, early.sock, early.release
+	} else if cmd, sock, release, err = startInit(cfg, cg); err != nil {
+		cg.remove()
+		return nil, &Error{Code: 125, Err: err}
+	}
+	c := &Container{proc: cmd.Process, cgroup: cg, release: release}
 	// Joining a v1 cgroup waits for an RCU grace period (milliseconds): do it while the init
 	// sets up mounts; the init waits for goByte before it execs the workload.
 	join := func() error {
@@ -84,22 +95,32 @@ func validate(s *specs.Spec) error {
 
 // startInit runs the kiln binary as the container's init inside new namespaces. fd 3 of the
 // init is its own executable (read-only), fd 4 the socket to us.
-func startInit(cfg Config, cg *cgroup) (*exec.Cmd, *os.File, error) {
+func startInit(cfg Config, cg *cgroup) (*exec.Cmd, *os.File, func(), error) {
+	flags, err := cloneFlags(cfg.Spec.Linux.Namespaces)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	var stdio *Stdio
+	if !cfg.Spec.Process.Terminal {
+		stdio = &cfg.Stdio
+	}
+	return spawnInit(flags, cg, stdio, cfg.KeepAlive, cfg.LockedThread)
+}
+
+// spawnInit starts the init with clone flags flags, in cgroup cg (nil: the caller's), with
+// stdio (nil: none, for a terminal), from the calling thread if here is set. Call release once
+// the init has been waited for.
+func spawnInit(flags uintptr, cg *cgroup, stdio *Stdio, keepAlive, here bool) (cmd *exec.Cmd, sock *os.File, release func(), err error) {
 	exe, err := selfExe()
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	ours, theirs, err := socketpair()
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	defer theirs.Close()
-	flags, err := cloneFlags(cfg.Spec.Linux.Namespaces)
-	if err != nil {
-		ours.Close()
-		return nil, nil, err
-	}
-	cmd := &exec.Cmd{
+	cmd = &exec.Cmd{
 		Path:       "/proc/self/fd/3",
 		Args:       []string{initArg0},
 		Env:        []string{},
@@ -109,18 +130,44 @@ func startInit(cfg Config, cg *cgroup) (*exec.Cmd, *os.File, error) {
 			Setsid:     true,
 		},
 	}
-	if !cfg.KeepAlive {
+	if !keepAlive {
 		cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
 	}
 	cg.prepare(cmd.SysProcAttr)
-	if !cfg.Spec.Process.Terminal {
-		setStdio(cmd, cfg.Stdio)
+	if stdio != nil {
+		setStdio(cmd, *stdio)
 	}
-	if err := cmd.Start(); err != nil {
+	if here {
+		release, err = func() {}, cmd.Start()
+	} else {
+		release, err = startOnOwnThread(cmd)
+	}
+	if err != nil {
 		ours.Close()
-		return nil, nil, fmt.Errorf("start container init: %w", err)
+		return nil, nil, nil, fmt.Errorf("start container init: %w", err)
 	}
-	return cmd, ours, nil
+	return cmd, ours, release, nil
+}
+
+// startOnOwnThread starts cmd from an OS thread kept for it until release. The kernel sends the
+// parent-death signal when the thread that forked the child ends, not the process, and Go ends
+// the thread of any goroutine that exits while locked to it, as kiln's network and volume code
+// do, on threads from the same pool. A goroutine locked to the forking thread and parked there
+// until release keeps every other goroutine off it.
+func startOnOwnThread(cmd *exec.Cmd) (release func(), err error) {
+	errc := make(chan error, 1)
+	done := make(chan struct{})
+	go func() {
+		goruntime.LockOSThread()
+		defer goruntime.UnlockOSThread()
+		errc <- cmd.Start()
+		<-done
+	}()
+	if err := <-errc; err != nil {
+		close(done)
+		return nil, err
+	}
+	return sync.OnceFunc(func() { close(done) }), nil
 }
 
 func setStdio(cmd *exec.Cmd, s Stdio) {
@@ -283,6 +330,9 @@ func (c *Container) Signal(sig syscall.Signal) error {
 func (c *Container) Wait() (Exit, error) {
 	c.once.Do(func() {
 		ps, err := c.proc.Wait()
+		if c.release != nil {
+			c.release()
+		}
 		c.exit, c.err = exitOf(ps), err
 		c.exit.OOMKilled = c.cgroup.oomKilled()
 		if rerr := c.cgroup.remove(); c.err == nil {

@@ -1,0 +1,128 @@
+package runtime
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/kiln-project/kiln/internal/devcgroup"
+)
+
+// Early is a container's init started before the container's spec is complete. Making the
+// namespaces, executing the init and the Go runtime's start take a third of a container's start;
+// begun early, they overlap with the caller's own preparation (the image, the record, the
+// spec). An early init waits for its config like any other: until Start sends it, it has done
+// nothing but exist in its namespaces and its cgroup.
+type Early struct {
+	id       string
+	flags    uintptr
+	terminal bool
+	stdio    Stdio
+	cmd      *exec.Cmd
+	sock     *os.File
+	release  func()
+	v2       string // the cgroup2 directory it was born in, or ""
+}
+
+// StartEarly starts the init of container id in new namespaces nss, with stdio (unused when
+// terminal: the init makes the terminal). The caller passes the result to Start in
+// Config.Early, or calls Abort.
+func StartEarly(id string, nss []specs.LinuxNamespace, stdio Stdio, terminal bool) (*Early, error) {
+	flags, err := cloneFlags(nss)
+	if err != nil {
+		return nil, err
+	}
+	e := &Early{id: id, flags: flags, terminal: terminal, stdio: stdio}
+	cg, err := e.cgroup()
+	if err != nil {
+		return nil, err
+	}
+	var in *Stdio
+	if !terminal {
+		in = &e.stdio
+	}
+	e.cmd, e.sock, e.release, err = spawnInit(flags, cg, in, false, false)
+	if cg != nil {
+		cg.v2fd.Close()
+	}
+	if err != nil {
+		e.removeCgroup()
+		return nil, err
+	}
+	return e, nil
+}
+
+// cgroup makes the cgroup2 directory the init is born in, where the host has cgroup2; its
+// limits and device filter are written by Start, before the workload runs.
+func (e *Early) cgroup() (*cgroup, error) {
+	u := devcgroup.Unified()
+	if u == "" {
+		return nil, nil
+	}
+	e.v2 = filepath.Join(u, "kiln", e.id)
+	if err := os.MkdirAll(e.v2, 0o755); err != nil {
+		return nil, fmt.Errorf("create cgroup: %w", err)
+	}
+	f, err := os.Open(e.v2)
+	if err != nil {
+		e.removeCgroup()
+		return nil, err
+	}
+	return &cgroup{v2: e.v2, v2fd: f}, nil
+}
+
+// Abort stops an early init that will not be used, and removes its cgroup.
+func (e *Early) Abort() { e.abort() }
+
+func (e *Early) abort() {
+	if e == nil {
+		return
+	}
+	e.sock.Close() // the init, waiting for its config, reads EOF and ends
+	e.cmd.Process.Kill()
+	e.cmd.Wait()
+	e.release()
+	e.removeCgroup()
+}
+
+func (e *Early) removeCgroup() {
+	if e.v2 != "" {
+		rmdirRetry(e.v2)
+	}
+}
+
+// takeFor returns e if it can be the init of cfg, as it was started; if not, it stops it and
+// returns nil. A nil e gives nil.
+func (e *Early) takeFor(cfg Config) *Early {
+	if e == nil {
+		return nil
+	}
+	if err := e.fits(cfg); err != nil {
+		e.abort()
+		return nil
+	}
+	return e
+}
+
+func (e *Early) fits(cfg Config) error {
+	flags, err := cloneFlags(cfg.Spec.Linux.Namespaces)
+	switch {
+	case err != nil:
+		return err
+	case flags != e.flags:
+		return errors.New("other namespaces")
+	case cfg.ID != e.id || (e.v2 != "" && cgroupPath(cfg.ID, cfg.Spec) != "/kiln/"+e.id):
+		return errors.New("another cgroup")
+	case cfg.KeepAlive || cfg.LockedThread:
+		return errors.New("kept alive, or forked from the caller's thread")
+	case cfg.Spec.Process.Terminal != e.terminal:
+		return errors.New("terminal differs")
+	case !e.terminal && cfg.Stdio != e.stdio:
+		return errors.New("other stdio")
+	}
+	return nil
+}
