@@ -214,10 +214,6 @@ func (p *prepared) finish(ctr *runtime.Container) int {
 // record writes how the container ended, releases its network, and removes it if it was run
 // with --rm.
 func (p *prepared) record(exit runtime.Exit) {
-	if s, err := p.rec.State(); err == nil && s.AutoRemove {
-		p.discard() // there is nothing to record in a record about to go
-		return
-	}
 	var auto, bridged bool
 	p.rec.Update(func(s *container.State) error {
 		s.Status, s.ExitCode, s.Finished = container.StatusExited, exit.Code, time.Now().UTC()
