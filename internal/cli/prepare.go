@@ -17,6 +17,7 @@ import (
 	"github.com/kiln-project/kiln/internal/registry"
 	"github.com/kiln-project/kiln/internal/runspec"
 	"github.com/kiln-project/kiln/internal/runtime"
+	"github.com/kiln-project/kiln/internal/store"
 	"github.com/kiln-project/kiln/internal/volume"
 )
 
@@ -99,7 +100,11 @@ func prepare(ctx context.Context, e *env, f *runFlags, image string, args []stri
 	if ns.nsPath != "" {
 		p.spec.Annotations[annotationJoinStart] = strconv.FormatUint(ns.start, 10)
 	}
-	p.rootfs = overlay(rec.Dir(), dirs)
+	lowers, err := withMountpoints(st, dirs)
+	if err != nil {
+		return nil, err
+	}
+	p.rootfs = overlay(rec.Dir(), lowers)
 	return p, p.save()
 }
 
@@ -131,6 +136,20 @@ func specOptions(f *runFlags, rec *container.Container, cf *v1.ConfigFile, args 
 
 // overlay is the container's root: the image's layers, read-only and shared, under the
 // container's own upper directory.
+// withMountpoints puts the shared mountpoints layer over the image's layers where the image
+// allows it (see runspec.MountpointsFit); otherwise the runtime makes the mountpoints in the
+// container's upper directory.
+func withMountpoints(st *store.Store, layers []string) ([]string, error) {
+	if !runspec.MountpointsFit(layers) {
+		return layers, nil
+	}
+	mp, err := st.Mountpoints(runspec.MountpointDirs, runspec.MountpointFiles)
+	if err != nil {
+		return nil, err
+	}
+	return append([]string{mp}, layers...), nil
+}
+
 func overlay(dir string, layers []string) *specs.Mount {
 	return &specs.Mount{Type: "overlay", Source: "overlay", Options: []string{
 		"lowerdir=" + strings.Join(layers, ":"),

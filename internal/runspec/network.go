@@ -35,13 +35,13 @@ func network(mode, nsPath string) (netMode, error) {
 	return netOwn, nil
 }
 
-// namespaces: a new pid, ipc, uts, mount namespace; a new network namespace, the host's
-// (--network host) or another container's; and a cgroup namespace, which the runtime only
-// creates where cgroup2 is in use (as Docker's default "private" cgroupns mode does).
 // OwnNamespaces are the namespaces of a container that shares none with the host or another
 // container: the default network, or --network none.
 func OwnNamespaces() []specs.LinuxNamespace { return namespaces(netOwn, "") }
 
+// namespaces: a new pid, ipc, uts, mount namespace; a new network namespace, the host's
+// (--network host) or another container's; and a cgroup namespace, which the runtime only
+// creates where cgroup2 is in use (as Docker's default "private" cgroupns mode does).
 func namespaces(m netMode, nsPath string) []specs.LinuxNamespace {
 	ns := []specs.LinuxNamespace{
 		{Type: specs.PIDNamespace},

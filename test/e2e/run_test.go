@@ -270,3 +270,43 @@ func TestRunInitReaps(t *testing.T) {
 		t.Errorf("--init exit status %d, want 4", r.code)
 	}
 }
+
+// The mountpoints of /proc, /dev, /sys and the network files come from a layer shared by all
+// containers: a container that writes nothing leaves its upper directory empty. An image whose
+// /etc is a symlink cannot take that layer (it would hide the link) and still runs.
+func TestRunMountpointsLayer(t *testing.T) {
+	root := t.TempDir()
+	busyboxImage(t, root)
+	mustKiln(t, root, "run", "--name", "quiet", "--network", "none", "busybox", "true")
+	var recs []struct{ ID string }
+	if err := jsonUnmarshal(mustKiln(t, root, "inspect", "quiet").stdout, &recs); err != nil || len(recs) != 1 {
+		t.Fatalf("inspect: %v", err)
+	}
+	upper, err := os.ReadDir(filepath.Join(root, "containers", recs[0].ID, "upper"))
+	if err != nil || len(upper) != 0 {
+		t.Errorf("upper directory of a container that wrote nothing: %d entries (%v)", len(upper), err)
+	}
+	mustKiln(t, root, "rm", "quiet")
+
+	bb, _ := exec.LookPath("busybox")
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "motd"), "from the image\n", 0o644)
+	writeFile(t, filepath.Join(dir, "kiln.yaml"), `name: etclink
+contents:
+  files:
+    - {src: `+bb+`, dst: /usr/bin/busybox, mode: 0755}
+    - {src: motd, dst: /usr/etc/motd, mode: 0644}
+  symlinks:
+    - {path: /bin, target: usr/bin}
+    - {path: /etc, target: usr/etc}
+    - {path: /usr/bin/sh, target: busybox}
+    - {path: /usr/bin/cat, target: busybox}
+config:
+  cmd: [/bin/sh, -c, "cat /etc/motd /etc/hostname"]
+`, 0o644)
+	mustKiln(t, root, "build", dir)
+	r := mustKiln(t, root, "run", "--rm", "--hostname", "linked", "--network", "none", "etclink")
+	if r.stdout != "from the image\nlinked\n" {
+		t.Errorf("image with /etc -> usr/etc: got %q", r.stdout)
+	}
+}
