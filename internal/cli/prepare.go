@@ -100,7 +100,7 @@ func prepare(ctx context.Context, e *env, f *runFlags, image string, args []stri
 	if ns.nsPath != "" {
 		p.spec.Annotations[annotationJoinStart] = strconv.FormatUint(ns.start, 10)
 	}
-	lowers, err := withMountpoints(st, dirs)
+	lowers, err := withMountpoints(st, dirs, p.spec)
 	if err != nil {
 		return nil, err
 	}
@@ -136,20 +136,26 @@ func specOptions(f *runFlags, rec *container.Container, cf *v1.ConfigFile, args 
 
 // overlay is the container's root: the image's layers, read-only and shared, under the
 // container's own upper directory.
-// withMountpoints puts the shared mountpoints layer over the image's layers where the image
-// allows it (see runspec.MountpointsFit); otherwise the runtime makes the mountpoints in the
-// container's upper directory.
-func withMountpoints(st *store.Store, layers []string) ([]string, error) {
-	if !runspec.MountpointsFit(layers) {
+// withMountpoints puts the shared mountpoints layer for spec's mounts over the image's layers
+// where the image allows it (see runspec.MountpointsFor); otherwise the runtime makes the
+// mountpoints in the container's upper directory.
+func withMountpoints(st *store.Store, layers []string, spec *specs.Spec) ([]string, error) {
+	mp, ok := runspec.MountpointsFor(layers, spec)
+	if !ok {
 		return layers, nil
 	}
-	mp, err := st.Mountpoints(runspec.MountpointDirs, runspec.MountpointFiles)
+	attrs := map[string]store.DirAttr{}
+	for d, a := range mp.Attrs {
+		attrs[d] = store.DirAttr{Mode: a.Mode, UID: a.UID, GID: a.GID, ModTime: a.ModTime}
+	}
+	dir, err := st.Mountpoints(mp.Dirs, mp.Files, attrs)
 	if err != nil {
 		return nil, err
 	}
-	return append([]string{mp}, layers...), nil
+	return append([]string{dir}, layers...), nil
 }
 
+// overlay is the container's root: its upper directory over the layers.
 func overlay(dir string, layers []string) *specs.Mount {
 	return &specs.Mount{Type: "overlay", Source: "overlay", Options: []string{
 		"lowerdir=" + strings.Join(layers, ":"),

@@ -126,7 +126,6 @@ func runContainerErr(cmd *cobra.Command, e *env, f *runFlags, image string, args
 // foreground runs the container with kiln as its monitor: kiln's own stdio passed through (or a
 // terminal), signals forwarded, kiln's exit status the container's.
 func foreground(ctx context.Context, e *env, f *runFlags, image string, args []string) error {
-	caught := catchSignalsAsync()
 	stdio := runtime.Stdio{Stdout: fileOr(e.stdout, os.Stdout), Stderr: fileOr(e.stderr, os.Stderr)}
 	if f.interactive {
 		stdio.Stdin = fileOr(e.stdin, os.Stdin)
@@ -145,8 +144,12 @@ func foreground(ctx context.Context, e *env, f *runFlags, image string, args []s
 	if f.tty {
 		p.spec.Process.ConsoleSize = consoleSize(fileOr(e.stdin, os.Stdin))
 	}
-	sigs := caught()
+	// Until the container starts, signals keep their default effect on kiln. From here they
+	// are caught (registering takes a while: it overlaps the start) and, once the container
+	// runs, forwarded to it.
+	caught := catchSignalsAsync()
 	ctr, err := p.start(ctx, sh.stdio, early)
+	sigs := caught()
 	sh.started()
 	if err != nil {
 		signal.Stop(sigs)

@@ -105,9 +105,10 @@ func (cs *Containers) exists(id string) bool {
 }
 
 // Create records a new container from st: it allocates the ID (unless st.ID holds one from
-// NewID), a generated name when st.Name is empty, fills in Created and Status when they are zero, makes the container's directory with
-// upper/, work/ and rootfs/, and writes state.json. On success st holds what was recorded.
-// A name held by another container is a *NameInUseError.
+// NewID), a generated name when st.Name is empty, fills in Created and Status when they are
+// zero, makes the container's directory with upper/, work/ and rootfs/, and writes state.json.
+// On success st holds what was recorded. A name held by another container is a
+// *NameInUseError.
 func (cs *Containers) Create(st *State) (*Container, error) {
 	if st.ID != "" && (!isID(st.ID) || cs.exists(st.ID)) {
 		return nil, fmt.Errorf("create container: ID %q is not one from NewID", st.ID)
@@ -282,12 +283,12 @@ func (c *Container) Dir() string { return c.dir }
 // LogPath is where a detached container's output goes.
 func (c *Container) LogPath() string { return filepath.Join(c.dir, "container.log") }
 
-// newID returns 64 random hex digits. Like Docker, it avoids ids whose 12-digit short form
-// (the default hostname) is all decimal digits and so reads as a number.
 // NewID returns a new container ID, for a caller that needs it before Create (which takes it
 // in State.ID): 256 random bits, so no two are alike.
 func NewID() string { return newID() }
 
+// newID returns 64 random hex digits. Like Docker, it avoids ids whose 12-digit short form
+// (the default hostname) is all decimal digits and so reads as a number.
 func newID() string {
 	var b [32]byte
 	for {

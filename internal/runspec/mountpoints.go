@@ -5,45 +5,107 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"syscall"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
-// The mountpoints of every container's default mounts and network files, relative to its root.
-// kiln lays them under the container's upper directory in one layer shared by all containers
-// (store.Mountpoints), so mounting there writes nothing in the container's own directory.
-var (
-	MountpointDirs  = []string{"dev", "proc", "sys", "etc"}
-	MountpointFiles = []string{"etc/hosts", "etc/hostname", "etc/resolv.conf"}
-)
-
-// MountpointsFit reports whether the mountpoints layer can go over an image's layers (top layer
-// first): each of MountpointDirs must be a directory or absent in the image. A directory of the
-// layer over a symlink of the image (an /etc pointing elsewhere, say) would hide the image's.
-func MountpointsFit(layers []string) bool {
-	for _, name := range MountpointDirs {
-		if !dirOrAbsent(layers, name) {
-			return false
-		}
-	}
-	return true
+// Mountpoints is what a container's mountpoints layer holds: the directories and empty files its
+// mounts go on, relative to the root, so that mounting there writes nothing in the container's
+// upper directory (see store.Mountpoints). A directory the container sees without a mount over
+// it (/etc, holding the network files) carries the image's own mode, owner and time.
+type Mountpoints struct {
+	Dirs  []string
+	Files []string
+	Attrs map[string]DirAttr
 }
 
-// dirOrAbsent looks name up as overlayfs would: the topmost layer that has it decides, and a
-// whiteout there means it is absent.
-func dirOrAbsent(layers []string, name string) bool {
+// DirAttr is a directory's mode, owner and modification time.
+type DirAttr struct {
+	Mode     fs.FileMode // permissions with setuid, setgid and sticky bits
+	UID, GID int
+	ModTime  time.Time
+}
+
+// The places a layer can hold mountpoints for: the default mounts' directories, whose own
+// attributes nobody sees, and the network files under /etc, which is seen.
+var (
+	mountedDirs  = []string{"dev", "proc", "sys"}
+	networkFiles = []string{"etc/hosts", "etc/hostname", "etc/resolv.conf"}
+)
+
+// MountpointsFor returns the mountpoints layer for spec's mounts over an image's layers (top
+// layer first). It says no when the image has something other than a directory where the
+// layer would put one (an /etc symlink, say): the layer would hide it.
+func MountpointsFor(layers []string, spec *specs.Spec) (Mountpoints, bool) {
+	var mp Mountpoints
+	for _, d := range mountedDirs {
+		if mountedAt(spec, "/"+d) {
+			mp.Dirs = append(mp.Dirs, d)
+		}
+	}
+	for _, f := range networkFiles {
+		if mountedAt(spec, "/"+f) {
+			mp.Files = append(mp.Files, f)
+		}
+	}
+	if len(mp.Files) > 0 {
+		mp.Dirs = append(mp.Dirs, "etc")
+	}
+	for _, d := range mp.Dirs {
+		if _, isDir, ok := lookup(layers, d); !ok || !isDir && !absent(layers, d) {
+			return Mountpoints{}, false
+		}
+	}
+	if slices.Contains(mp.Dirs, "etc") {
+		mp.Attrs = map[string]DirAttr{"etc": etcAttr(layers)}
+	}
+	return mp, len(mp.Dirs) > 0
+}
+
+func mountedAt(spec *specs.Spec, dest string) bool {
+	return slices.ContainsFunc(spec.Mounts, func(m specs.Mount) bool { return filepath.Clean(m.Destination) == dest })
+}
+
+// lookup finds name as overlayfs would: the topmost layer that has it decides. ok is false on an
+// error other than "not there".
+func lookup(layers []string, name string) (fi fs.FileInfo, isDir, ok bool) {
 	for _, l := range layers {
 		fi, err := os.Lstat(filepath.Join(l, name))
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
 		if err != nil {
-			return false
+			return nil, false, false
 		}
-		if fi.IsDir() {
-			return true
-		}
-		st, ok := fi.Sys().(*syscall.Stat_t) // a whiteout is a 0/0 character device
-		return ok && fi.Mode()&fs.ModeCharDevice != 0 && st.Rdev == 0
+		return fi, fi.IsDir(), true
 	}
-	return true
+	return nil, false, true
+}
+
+// absent reports whether name is in no layer, or whited out (a 0/0 character device) in the
+// topmost that has it.
+func absent(layers []string, name string) bool {
+	fi, _, _ := lookup(layers, name)
+	if fi == nil {
+		return true
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	return ok && fi.Mode()&fs.ModeCharDevice != 0 && st.Rdev == 0
+}
+
+// etcAttr is the image's /etc as the container would see it, or what the runtime would make
+// when the image has none.
+func etcAttr(layers []string) DirAttr {
+	fi, isDir, _ := lookup(layers, "etc")
+	if !isDir {
+		return DirAttr{Mode: 0o755}
+	}
+	a := DirAttr{Mode: fi.Mode() & (fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky), ModTime: fi.ModTime()}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		a.UID, a.GID = int(st.Uid), int(st.Gid)
+	}
+	return a
 }

@@ -1,15 +1,18 @@
 package runspec
 
 import (
+	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
 
-func TestMountpointsFit(t *testing.T) {
-	dir := func(t *testing.T, entries map[string]string) string {
+func TestMountpointsFor(t *testing.T) {
+	layer := func(t *testing.T, entries map[string]string) string {
 		d := t.TempDir()
 		for name, kind := range entries {
 			p := filepath.Join(d, name)
@@ -28,6 +31,8 @@ func TestMountpointsFit(t *testing.T) {
 		}
 		return d
 	}
+	all := &specs.Spec{Mounts: []specs.Mount{{Destination: "/proc"}, {Destination: "/dev"}, {Destination: "/sys"},
+		{Destination: "/etc/hosts"}, {Destination: "/etc/hostname"}, {Destination: "/etc/resolv.conf"}}}
 	for _, c := range []struct {
 		name   string
 		layers []map[string]string // top first
@@ -43,11 +48,35 @@ func TestMountpointsFit(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			var layers []string
 			for _, l := range c.layers {
-				layers = append(layers, dir(t, l))
+				layers = append(layers, layer(t, l))
 			}
-			if got := MountpointsFit(layers); got != c.want {
-				t.Errorf("MountpointsFit = %v, want %v", got, c.want)
+			if _, got := MountpointsFor(layers, all); got != c.want {
+				t.Errorf("MountpointsFor = %v, want %v", got, c.want)
 			}
 		})
+	}
+}
+
+// The layer holds the network files the spec binds, no others (a container joining another's
+// network gets no /etc/hostname bound: the image's must show), and /etc as the image has it.
+func TestMountpointsForFollowsSpec(t *testing.T) {
+	img := t.TempDir()
+	if err := os.Mkdir(filepath.Join(img, "etc"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(filepath.Join(img, "etc"), 0o777|os.ModeSticky); err != nil {
+		t.Fatal(err)
+	}
+	os.Chown(filepath.Join(img, "etc"), 1000, 1000)
+	spec := &specs.Spec{Mounts: []specs.Mount{{Destination: "/proc"}, {Destination: "/etc/hosts"}}}
+	mp, ok := MountpointsFor([]string{img}, spec)
+	if !ok || !slices.Equal(mp.Dirs, []string{"proc", "etc"}) || !slices.Equal(mp.Files, []string{"etc/hosts"}) {
+		t.Fatalf("MountpointsFor = %+v, %v", mp, ok)
+	}
+	if a := mp.Attrs["etc"]; a.Mode != 0o777|fs.ModeSticky || (os.Geteuid() == 0 && (a.UID != 1000 || a.GID != 1000)) {
+		t.Errorf("etc attributes %+v, want the image's 1777 1000:1000", a)
+	}
+	if _, ok := MountpointsFor([]string{img}, &specs.Spec{}); ok {
+		t.Error("a spec without mounts got a mountpoints layer")
 	}
 }

@@ -26,7 +26,8 @@ const cgroupRoot = "/sys/fs/cgroup"
 //
 // Where the host has a cgroup2 hierarchy (cgroup2-only, or hybrid beside v1 controllers) the
 // container always gets a cgroup2 directory: the device filter hangs there, and the init is
-// born in it (CLONE_INTO_CGROUP). A limit goes to the cgroup2 directory when its controller is
+// born in it (CLONE_INTO_CGROUP). An early init (see Early) is born in it before the filter
+// and the limits are written, which is still before its workload can start. A limit goes to the cgroup2 directory when its controller is
 // bound to cgroup2, else to a v1 hierarchy the init joins before its workload starts. A v1
 // hierarchy is created only when a limit needs it: joining one costs an RCU grace period.
 type cgroup struct {
@@ -49,7 +50,7 @@ func cgroupPath(id string, s *specs.Spec) string {
 }
 
 // newCgroup makes the container's cgroups and writes its limits, before any of its processes
-// exist. On error nothing is left behind.
+// exist (but an early init, already in the cgroup2 directory). On error nothing is left behind.
 func newCgroup(id string, s *specs.Spec) (*cgroup, error) {
 	cg, err := makeCgroup(id, s)
 	if err != nil {
@@ -246,14 +247,24 @@ func existingCgroup(id string) *cgroup {
 func Cleanup(id string) error { return existingCgroup(id).remove() }
 
 // SweepCgroups removes the cgroups of kiln containers that no longer exist: empty directories
-// under kiln/ in every hierarchy, made more than a minute ago (a younger one may be a start in
-// progress). A cgroup with a process in it cannot be removed, so a running container keeps
-// its own whatever its kiln root. It returns how many it removed.
+// under kiln/ of the cgroup2 hierarchy and of each v1 one, made more than a minute ago (a
+// younger one may be a start in progress). A cgroup with a process in it cannot be removed, so
+// a running container keeps its own whatever its kiln root. It returns how many it removed.
 func SweepCgroups() int {
-	v1, _ := filepath.Glob(filepath.Join(cgroupRoot, "*", "kiln", "*")) // with a hybrid's unified/
-	v2, _ := filepath.Glob(filepath.Join(cgroupRoot, "kiln", "*"))      // a cgroup2-only host
+	var dirs []string
+	if u := devcgroup.Unified(); u != "" {
+		dirs, _ = filepath.Glob(filepath.Join(u, "kiln", "*"))
+	}
+	if !cgroup2Only() { // then each directory of /sys/fs/cgroup is a hierarchy
+		v1, _ := filepath.Glob(filepath.Join(cgroupRoot, "*", "kiln", "*"))
+		for _, d := range v1 {
+			if !slices.Contains(dirs, d) {
+				dirs = append(dirs, d)
+			}
+		}
+	}
 	n := 0
-	for _, d := range append(v1, v2...) {
+	for _, d := range dirs {
 		fi, err := os.Stat(d)
 		if err != nil || !fi.IsDir() || time.Since(fi.ModTime()) < time.Minute {
 			continue

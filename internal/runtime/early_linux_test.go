@@ -2,11 +2,13 @@ package runtime
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
@@ -90,5 +92,28 @@ func TestEarlyInitAbort(t *testing.T) {
 	}
 	if u := devcgroup.Unified(); u != "" && isDir(filepath.Join(u, "kiln", id)) {
 		t.Errorf("Abort left the cgroup")
+	}
+}
+
+// When the init fails on its own (here: no such command) while the parent's part of the start
+// (OnCreate, plugging a network in) is still at work, the parent's part fails too, for want of
+// the init's namespaces: the init's error is the one to report.
+func TestInitErrorWinsOverOnCreate(t *testing.T) {
+	needRoot(t)
+	s := testSpec(busyboxRoot(t), "no-such-command")
+	cfg := Config{ID: filepath.Base(t.TempDir()), Spec: s, StateDir: t.TempDir(),
+		OnCreate: func(pid int) error {
+			for i := 0; i < 200; i++ { // until the init has given up
+				if _, err := os.Stat(filepath.Join("/proc", strconv.Itoa(pid), "ns", "net")); err != nil {
+					return err
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+			return errors.New("the init never failed")
+		}}
+	_, err := Start(context.Background(), cfg)
+	var e *Error
+	if !errors.As(err, &e) || e.Code != 127 || !strings.Contains(err.Error(), "no-such-command") {
+		t.Errorf("start: %v; want the init's exit 127 for the missing command", err)
 	}
 }

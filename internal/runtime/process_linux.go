@@ -140,7 +140,9 @@ func dropPrivileges(p *specs.Process, c caps, thisThread bool) error {
 // setIDs sets the groups, GID and UID. Go's setgroups/setresgid/setresuid change every thread of
 // the process, which stops each runtime thread with a signal, twice per call. An init that execs
 // next needs only its own thread changed: execve takes the calling thread's credentials for the
-// new program and ends the others. An init that stays (the reaper) changes them all.
+// new program and ends the others. Until then the other threads keep root's IDs and all
+// capabilities, so nothing but the Go runtime may run on them: the init starts no goroutine.
+// An init that stays (the reaper) changes them all.
 func setIDs(u specs.User, thisThread bool) error {
 	groups := make([]uint32, len(u.AdditionalGids))
 	copy(groups, u.AdditionalGids)
@@ -173,17 +175,17 @@ func threadSetgroups(gids []uint32) error {
 	if len(gids) > 0 {
 		p = unsafe.Pointer(&gids[0])
 	}
-	_, _, e := unix.RawSyscall(unix.SYS_SETGROUPS, uintptr(len(gids)), uintptr(p), 0)
+	_, _, e := unix.RawSyscall(sysSetgroups, uintptr(len(gids)), uintptr(p), 0)
 	return errnoErr(e)
 }
 
 func threadSetresgid(r, e, s int) error {
-	_, _, errno := unix.RawSyscall(unix.SYS_SETRESGID, uintptr(r), uintptr(e), uintptr(s))
+	_, _, errno := unix.RawSyscall(sysSetresgid, uintptr(r), uintptr(e), uintptr(s))
 	return errnoErr(errno)
 }
 
 func threadSetresuid(r, e, s int) error {
-	_, _, errno := unix.RawSyscall(unix.SYS_SETRESUID, uintptr(r), uintptr(e), uintptr(s))
+	_, _, errno := unix.RawSyscall(sysSetresuid, uintptr(r), uintptr(e), uintptr(s))
 	return errnoErr(errno)
 }
 

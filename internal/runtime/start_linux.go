@@ -228,7 +228,7 @@ func handshake(ctx context.Context, sock *os.File, msg *initConfig, ready func()
 		return nil, &Error{Code: 125, Err: fmt.Errorf("send config to container init: %w", err)}
 	}
 	if err := ready(); err != nil {
-		return nil, &Error{Code: 125, Err: err}
+		return nil, initFailure(sock, &Error{Code: 125, Err: err})
 	}
 	// An init that failed during setup has closed its end: these writes fail, and what it said
 	// is read below.
@@ -267,6 +267,24 @@ func handshake(ctx context.Context, sock *os.File, msg *initConfig, ready func()
 		return nil, &Error{Code: 125, Err: fmt.Errorf("container init: %s", data)}
 	}
 	return nil, &Error{Code: e.Code, Err: errors.New(e.Message)}
+}
+
+// initFailure is what to report when the parent's part of the start failed: the init may have
+// failed on its own first (a missing command, say) and taken its namespaces with it, which is
+// why ours failed; then what it said is the cause. Shutting our end makes an init still waiting
+// for the go byte give up, so the read ends.
+func initFailure(sock *os.File, ours *Error) *Error {
+	unix.Shutdown(int(sock.Fd()), unix.SHUT_WR)
+	data, fds, _ := readAll(sock)
+	for _, fd := range fds {
+		unix.Close(fd)
+	}
+	var e initError
+	data = bytes.TrimPrefix(data, []byte{consoleByte})
+	if len(data) > 0 && json.Unmarshal(data, &e) == nil && e.Message != "" {
+		return &Error{Code: e.Code, Err: errors.New(e.Message)}
+	}
+	return ours
 }
 
 // readAll reads the socket to EOF, collecting any file descriptors passed with the bytes.
