@@ -20,7 +20,7 @@ type Kernel struct {
 	Release string // "6.1.0-56-cloud-amd64", the first word of its version string
 	Version string // the whole version string the image carries
 	// Config is its build configuration (CONFIG_X -> "y", "m", ...), from config-RELEASE beside
-	// it or in /boot; nil when none was found.
+	// it or in /boot; nil when none was found, or not read (ReadKernel: see LoadConfig).
 	Config     map[string]string
 	ConfigPath string
 	// ModulesDir holds modules.dep and the .ko files for Release ("" when there is none).
@@ -37,6 +37,17 @@ const (
 
 // OpenKernel checks that path is a bzImage and finds its release, configuration and modules.
 func OpenKernel(path string) (*Kernel, error) {
+	k, err := ReadKernel(path)
+	if err != nil {
+		return nil, err
+	}
+	k.LoadConfig()
+	return k, nil
+}
+
+// ReadKernel is OpenKernel without reading the configuration (some 2,000 lines), which a boot
+// from kiln's cache needs only for -p or -v: LoadConfig reads it when it is wanted.
+func ReadKernel(path string) (*Kernel, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("kernel: %w", err)
@@ -63,7 +74,6 @@ func OpenKernel(path string) (*Kernel, error) {
 	if k.Release == "" {
 		return nil, fmt.Errorf("kernel %s: no version string in its header", path)
 	}
-	k.findConfig()
 	k.findModules()
 	return k, nil
 }
@@ -80,7 +90,12 @@ func (k *Kernel) searchDirs(sub string) []string {
 	}
 }
 
-func (k *Kernel) findConfig() {
+// LoadConfig finds and reads the kernel's configuration into Config and ConfigPath; once
+// found, it is not read again.
+func (k *Kernel) LoadConfig() {
+	if k.ConfigPath != "" {
+		return
+	}
 	for _, p := range append(k.searchDirs("config-"+k.Release), filepath.Join("/lib/modules", k.Release, "build", ".config")) {
 		cfg, err := readKernelConfig(p)
 		if err == nil {

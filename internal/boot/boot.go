@@ -84,7 +84,7 @@ func plan(o Options) (*machine, error) {
 	if err != nil {
 		return nil, err
 	}
-	k, err := bake.OpenKernel(m.kernel)
+	k, err := bake.ReadKernel(m.kernel) // its config is read only if checkDrivers needs it
 	if err != nil {
 		return nil, err
 	}
@@ -139,6 +139,10 @@ func readBake(dir string) (*bootconfig.Config, string, error) {
 // checkDrivers refuses a NIC or 9P shares the guest kernel cannot drive: baked modules, or
 // built in as far as the kernel's config says (an unknown config is given the benefit).
 func checkDrivers(k *bake.Kernel, cfg *bootconfig.Config, network, volumes bool) error {
+	if !network && !volumes {
+		return nil
+	}
+	k.LoadConfig()
 	builtIn := func(opts ...string) bool {
 		for _, o := range opts {
 			if k.Config != nil && k.Config[o] != "y" {

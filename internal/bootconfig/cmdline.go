@@ -83,8 +83,8 @@ func (c *Config) apply(name, value string) error {
 	}
 	switch name {
 	case "kiln.args":
-		var args []string
-		if err := json.Unmarshal([]byte(value), &args); err != nil || len(args) == 0 {
+		args, err := DecodeStrings([]byte(value))
+		if err != nil || len(args) == 0 {
 			return fmt.Errorf("want a non-empty JSON array of strings, got %q", value)
 		}
 		c.Args = args

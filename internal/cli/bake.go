@@ -148,7 +148,7 @@ func printBake(w io.Writer, out string, r *bake.Result) {
 func bakeCacheKey(digest string, o bake.Options) (string, error) {
 	h := sha256.New()
 	fmt.Fprintf(h, "%s\n%s %v\n", digest, o.Format, o.Uncompressed)
-	k, err := bake.OpenKernel(o.Kernel)
+	k, err := bake.ReadKernel(o.Kernel) // for its modules directory; the config is not needed
 	if err != nil {
 		return "", err
 	}

@@ -1,9 +1,7 @@
 package guest
 
 import (
-	"encoding/json"
 	"fmt"
-	"os"
 	"path"
 	"strconv"
 	"strings"
@@ -21,21 +19,21 @@ const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bi
 // far as it got with the error, so that the modules can still be loaded and the error reported
 // on the console ports.
 func LoadConfig(file, cmdline string) (*bootconfig.Config, error) {
-	b, err := os.ReadFile(file)
+	b, err := readFile(file)
 	if err != nil {
 		return nil, err
 	}
-	var c bootconfig.Config
-	if err := json.Unmarshal(b, &c); err != nil {
+	c, err := bootconfig.Decode(b) // not encoding/json: see Decode
+	if err != nil {
 		return nil, fmt.Errorf("%s: %w", file, err)
 	}
 	if err := c.Apply(cmdline); err != nil {
-		return &c, err
+		return c, err
 	}
-	if err := finish(&c); err != nil {
-		return &c, fmt.Errorf("config %s with the kernel command line: %w", file, err)
+	if err := finish(c); err != nil {
+		return c, fmt.Errorf("config %s with the kernel command line: %w", file, err)
 	}
-	return &c, nil
+	return c, nil
 }
 
 func finish(c *bootconfig.Config) error {

@@ -2,7 +2,8 @@
 // guest's side of the bootconfig contract, as a short sequence of named steps:
 //
 //  1. mount the pseudo filesystems (/proc, /sys, /dev, /dev/pts, /dev/shm, /tmp, /run)
-//  2. open the serial ports for the app's stdout and stderr and the status (bootconfig.PortStdout, ...)
+//  2. open the serial ports for the app's stdout and stderr (bootconfig.PortStdout, PortStderr);
+//     the status port is opened when the status is written
 //  3. read the baked config (bootconfig.Path) and apply the kernel command line's kiln.* parameters
 //  4. load the kernel modules the command line asks for (virtio_mmio, virtio_net, 9p, ...)
 //  5. bring up loopback, and the first NIC when the config has a network

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -30,7 +31,7 @@ type guest struct {
 	cfg     *bootconfig.Config
 	cfgErr  error // a wrong command line, reported once the ports are open
 
-	stdout, stderr, status *os.File       // the serial ports; nil when the host gave none
+	stdout, stderr, status *os.File       // the serial ports; nil when the host gave none, status until written
 	relays                 sync.WaitGroup // copying the app's pipes to stdout and stderr
 
 	sigs chan os.Signal // SIGCHLD and the forwarded signals, caught from the start
@@ -92,7 +93,7 @@ func (g *guest) setup() error {
 		{"mount shares", func() error { return mountShares(g.cfg.Mounts) }},
 	}
 	for _, s := range steps {
-		g.logf("%s", s.name)
+		g.log(s.name)
 		if err := s.do(); err != nil {
 			return fmt.Errorf("%s: %w", s.name, err)
 		}
@@ -110,7 +111,7 @@ func (g *guest) mount() error {
 }
 
 func (g *guest) loadConfig() error {
-	cmdline, err := os.ReadFile("/proc/cmdline")
+	cmdline, err := readFile("/proc/cmdline")
 	if err != nil {
 		return err
 	}
@@ -128,17 +129,19 @@ func (g *guest) writeResolvConf() error {
 	return writeResolvConf("/", g.cfg.Net.DNS)
 }
 
-// openPorts opens the three serial ports; without them the app writes to the console.
+// openPorts opens the app's stdout and stderr ports; without them the app writes to the
+// console. The status port is opened when the status is written: opening a port is tens of
+// emulated port accesses, and nothing needs it before.
 func (g *guest) openPorts() error {
-	ports := []bootconfig.Port{bootconfig.PortStdout, bootconfig.PortStderr, bootconfig.PortStatus}
+	ports := []bootconfig.Port{bootconfig.PortStdout, bootconfig.PortStderr}
 	for _, p := range ports {
 		if !hasPort("/sys", p) {
-			g.logf("no UART at %s: the app's output goes to the console", p.Device)
+			g.log("no UART at " + p.Device + ": the app's output goes to the console")
 			return nil
 		}
 	}
 	var err error
-	for i, f := range []**os.File{&g.stdout, &g.stderr, &g.status} {
+	for i, f := range []**os.File{&g.stdout, &g.stderr} {
 		if *f, err = openPort(ports[i]); err != nil {
 			return err
 		}
@@ -163,7 +166,7 @@ func (g *guest) runApp() int {
 			return StatusSetupFailed
 		}
 	}
-	g.logf("run %q", g.cfg.Args)
+	g.log("run " + quoteArgs(g.cfg.Args))
 	app, err := startApp(g.cfg, stdout, stderr)
 	if err != nil {
 		g.fail(err)
@@ -174,7 +177,7 @@ func (g *guest) runApp() int {
 		return StatusSetupFailed
 	}
 	status := superviseApp(app, g.sigs)
-	g.logf("app exited with status %d", status)
+	g.log("app exited with status " + strconv.Itoa(status))
 	return status
 }
 
@@ -201,7 +204,7 @@ func (g *guest) waitRelays(wait time.Duration) {
 	select {
 	case <-done:
 	case <-time.After(wait):
-		g.logf("the app's output was still being copied after %v", wait)
+		g.log("the app's output was still being copied after " + wait.String())
 	}
 }
 
@@ -236,12 +239,12 @@ func (g *guest) finishPorts(status int, wait time.Duration) {
 	select {
 	case <-done:
 	case <-time.After(wait):
-		g.logf("the serial ports were still sending after %v", wait)
+		g.log("the serial ports were still sending after " + wait.String())
 	}
 }
 
-// writeStatus writes the status line on the status port, opening it first if setup failed
-// before it did, and on the console when there is no port.
+// writeStatus opens the status port and writes the status line on it, or on the console when
+// there is no port.
 func (g *guest) writeStatus(status int) {
 	line := StatusLine(status)
 	if g.status == nil && hasPort("/sys", bootconfig.PortStatus) {
@@ -269,12 +272,24 @@ func (g *guest) fail(err error) {
 	io.WriteString(g.console, msg)
 }
 
-// logf writes a progress line to the kernel log (info level: shown on the console unless
-// quiet), where the kernel's timestamp measures each step.
-func (g *guest) logf(format string, args ...any) {
+// log writes a progress line to the kernel log (info level: shown on the console unless
+// quiet), where the kernel's timestamp measures each step. Not fmt: its first call is
+// milliseconds of new code under emulation.
+func (g *guest) log(msg string) {
 	if g.kmsg == nil {
 		return
 	}
-	msg := strings.ReplaceAll(fmt.Sprintf(format, args...), "\n", " ")
-	io.WriteString(g.kmsg, "<6>kiln-init: "+msg+"\n")
+	io.WriteString(g.kmsg, "<6>kiln-init: "+strings.ReplaceAll(msg, "\n", " ")+"\n")
+}
+
+// quoteArgs writes args as ["a" "b"], as %q would.
+func quoteArgs(args []string) string {
+	b := []byte{'['}
+	for i, a := range args {
+		if i > 0 {
+			b = append(b, ' ')
+		}
+		b = strconv.AppendQuote(b, a)
+	}
+	return string(append(b, ']'))
 }

@@ -18,9 +18,9 @@ import (
 )
 
 // setupNet brings up loopback and, when n is set, the first NIC with n's address and default
-// route. It talks rtnetlink directly: kiln-init links no netlink library.
+// route. It talks rtnetlink directly for the NIC: kiln-init links no netlink library.
 func setupNet(n *bootconfig.Net, sys string, wait time.Duration) error {
-	if err := linkUp(1); err != nil { // loopback is always index 1
+	if err := loopbackUp(); err != nil {
 		return fmt.Errorf("bring up lo: %w", err)
 	}
 	if n == nil {
@@ -83,7 +83,7 @@ func lowestNIC(sys string) (string, int) {
 	best, bestIndex := "", 0
 	for _, f := range dirs {
 		name := filepath.Base(filepath.Dir(f))
-		b, err := os.ReadFile(f)
+		b, err := readFile(f)
 		i, perr := strconv.Atoi(strings.TrimSpace(string(b)))
 		if name == "lo" || err != nil || perr != nil {
 			continue
@@ -93,6 +93,28 @@ func lowestNIC(sys string) (string, int) {
 		}
 	}
 	return best, bestIndex
+}
+
+// loopbackUp sets lo up with SIOCSIFFLAGS: it is there from the kernel's start, and one
+// ioctl on any socket does it, where rtnetlink takes a request and reading its answer.
+func loopbackUp() error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return os.NewSyscallError("socket", err)
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq("lo")
+	if err != nil {
+		return err
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
+		return os.NewSyscallError("SIOCGIFFLAGS", err)
+	}
+	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
+	if err := unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr); err != nil {
+		return os.NewSyscallError("SIOCSIFFLAGS", err)
+	}
+	return nil
 }
 
 func linkUp(index int) error {

@@ -44,8 +44,8 @@ func inNewNetns(t *testing.T, fn func()) {
 	}
 }
 
-// TestConfigureNIC configures one end of a real veth pair in a new network namespace with rtnetlink and
-// reads the result back with iproute2.
+// TestConfigureNIC brings up loopback (an ioctl) and configures one end of a real veth pair
+// (rtnetlink) in a new network namespace, and reads the result back with iproute2.
 func TestConfigureNIC(t *testing.T) {
 	ip, err := exec.LookPath("ip")
 	if err != nil {
@@ -56,7 +56,7 @@ func TestConfigureNIC(t *testing.T) {
 			t.Errorf("ip link add veth: %v: %s", err, out)
 			return
 		}
-		if err := linkUp(1); err != nil {
+		if err := loopbackUp(); err != nil {
 			t.Errorf("loopback up: %v", err)
 		}
 		nic, err := net.InterfaceByName("kt0")
