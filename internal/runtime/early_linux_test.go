@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -115,5 +117,50 @@ func TestInitErrorWinsOverOnCreate(t *testing.T) {
 	var e *Error
 	if !errors.As(err, &e) || e.Code != 127 || !strings.Contains(err.Error(), "no-such-command") {
 		t.Errorf("start: %v; want the init's exit 127 for the missing command", err)
+	}
+}
+
+// kiln gc's sweep removes an empty cgroup a killed kiln left under kiln/, but not a young one
+// (a start in progress) nor one with a process in it.
+func TestSweepCgroups(t *testing.T) {
+	needRoot(t)
+	u := devcgroup.Unified()
+	if u == "" {
+		t.Skip("SKIP: no cgroup2 hierarchy")
+	}
+	base := filepath.Join(u, "kiln", "sweep-"+filepath.Base(t.TempDir()))
+	old, young, busy := base+"-old", base+"-young", base+"-busy"
+	for _, d := range []string{old, young, busy} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		defer rmdirRetry(d)
+	}
+	then := time.Now().Add(-2 * time.Minute)
+	for _, d := range []string{old, busy} {
+		if err := os.Chtimes(d, then, then); err != nil {
+			t.Skip("SKIP: cannot age a cgroup directory here:", err)
+		}
+	}
+	f, err := os.Open(busy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sleep := exec.Command("sleep", "30")
+	sleep.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(f.Fd())}
+	if err := sleep.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { sleep.Process.Kill(); sleep.Wait() }()
+	SweepCgroups()
+	if !isDir(busy) {
+		t.Errorf("a cgroup with a process in it was removed")
+	}
+	if isDir(old) {
+		t.Errorf("an empty cgroup two minutes old was kept")
+	}
+	if !isDir(young) {
+		t.Errorf("an empty cgroup made just now was removed")
 	}
 }
