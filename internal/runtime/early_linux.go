@@ -22,6 +22,8 @@ type Early struct {
 	flags    uintptr
 	terminal bool
 	stdio    Stdio
+	ready    chan struct{} // closed once the start below has ended, well or not
+	err      error
 	cmd      *exec.Cmd
 	sock     *os.File
 	release  func()
@@ -29,31 +31,39 @@ type Early struct {
 }
 
 // StartEarly starts the init of container id in new namespaces nss, with stdio (unused when
-// terminal: the init makes the terminal). The caller passes the result to Start in
-// Config.Early, or calls Abort.
+// terminal: the init makes the terminal). It returns at once: the fork and exec go on in the
+// background too. The caller passes the result to Start in Config.Early, or calls Abort. If
+// the early start fails, Start starts the init the usual way and reports what goes wrong.
 func StartEarly(id string, nss []specs.LinuxNamespace, stdio Stdio, terminal bool) (*Early, error) {
 	flags, err := cloneFlags(nss)
 	if err != nil {
 		return nil, err
 	}
-	e := &Early{id: id, flags: flags, terminal: terminal, stdio: stdio}
+	e := &Early{id: id, flags: flags, terminal: terminal, stdio: stdio, ready: make(chan struct{})}
+	go func() {
+		defer close(e.ready)
+		e.err = e.start()
+	}()
+	return e, nil
+}
+
+func (e *Early) start() error {
 	cg, err := e.cgroup()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	var in *Stdio
-	if !terminal {
+	if !e.terminal {
 		in = &e.stdio
 	}
-	e.cmd, e.sock, e.release, err = spawnInit(flags, cg, in, false, false)
+	e.cmd, e.sock, e.release, err = spawnInit(e.flags, cg, in, false, false)
 	if cg != nil {
 		cg.v2fd.Close()
 	}
 	if err != nil {
 		e.removeCgroup()
-		return nil, err
 	}
-	return e, nil
+	return err
 }
 
 // cgroup makes the cgroup2 directory the init is born in, where the host has cgroup2; its
@@ -82,6 +92,9 @@ func (e *Early) abort() {
 	if e == nil {
 		return
 	}
+	if <-e.ready; e.err != nil {
+		return // nothing runs, nothing is left
+	}
 	e.sock.Close() // the init, waiting for its config, reads EOF and ends
 	e.cmd.Process.Kill()
 	e.cmd.Wait()
@@ -99,6 +112,9 @@ func (e *Early) removeCgroup() {
 // returns nil. A nil e gives nil.
 func (e *Early) takeFor(cfg Config) *Early {
 	if e == nil {
+		return nil
+	}
+	if <-e.ready; e.err != nil {
 		return nil
 	}
 	if err := e.fits(cfg); err != nil {

@@ -87,6 +87,10 @@ func TestEarlyInitAbort(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	<-early.ready
+	if early.err != nil {
+		t.Fatal(early.err)
+	}
 	pid := early.cmd.Process.Pid
 	early.Abort()
 	if _, err := os.Stat(filepath.Join("/proc", strconv.Itoa(pid))); err == nil {
