@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
+	"unsafe"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -81,34 +83,65 @@ func capsOf(p *specs.LinuxCapabilities) (caps, error) {
 	return c, nil
 }
 
+// threads says which threads a credential change applies to. Capabilities, the bounding set
+// and keep-caps are per thread. An init that execs next changes its own thread only (execve
+// takes the calling thread's credentials and ends the others); the reaper (--init) stays, so
+// it changes every thread, or its idle runtime threads would keep every capability.
+type threads bool
+
+const (
+	thisThread threads = false
+	allThreads threads = true
+)
+
+// prctl runs prctl(option, arg2, arg3) on the threads.
+func (t threads) prctl(option int, arg2, arg3 uintptr) error {
+	if t == allThreads {
+		_, _, e := syscall.AllThreadsSyscall(unix.SYS_PRCTL, uintptr(option), arg2, arg3)
+		if e != syscall.ENOTSUP { // ENOTSUP: a binary with cgo (a test's); this thread only
+			return errnoErr(e)
+		}
+	}
+	return unix.Prctl(option, arg2, arg3, 0, 0)
+}
+
 // dropBounding removes from the bounding set every capability not in keep.
-func dropBounding(keep capSet) error {
+func dropBounding(keep capSet, t threads) error {
 	for c := uint(0); c <= lastCap(); c++ {
 		if keep&(1<<c) != 0 {
 			continue
 		}
-		if err := unix.Prctl(unix.PR_CAPBSET_DROP, uintptr(c), 0, 0, 0); err != nil {
+		if err := t.prctl(unix.PR_CAPBSET_DROP, uintptr(c), 0); err != nil {
 			return fmt.Errorf("drop capability %d from the bounding set: %w", c, err)
 		}
 	}
 	return nil
 }
 
-// applyCaps sets this thread's effective, permitted and inheritable sets, then the ambient set.
-func applyCaps(c caps) error {
+// applyCaps sets the effective, permitted and inheritable sets, then the ambient set.
+func applyCaps(c caps, t threads) error {
 	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
 	data := [2]unix.CapUserData{
 		{Effective: uint32(c.effective), Permitted: uint32(c.permitted), Inheritable: uint32(c.inheritable)},
 		{Effective: uint32(c.effective >> 32), Permitted: uint32(c.permitted >> 32), Inheritable: uint32(c.inheritable >> 32)},
 	}
-	if err := unix.Capset(&hdr, &data[0]); err != nil {
+	var err error
+	if t == allThreads {
+		_, _, e := syscall.AllThreadsSyscall(unix.SYS_CAPSET, uintptr(unsafe.Pointer(&hdr)), uintptr(unsafe.Pointer(&data[0])), 0)
+		if err = errnoErr(e); e == syscall.ENOTSUP {
+			err = unix.Capset(&hdr, &data[0])
+		}
+	} else {
+		err = unix.Capset(&hdr, &data[0])
+	}
+	if err != nil {
 		return fmt.Errorf("capset: %w", err)
 	}
 	for i := uint(0); i <= lastCap(); i++ {
 		if c.ambient&(1<<i) == 0 {
 			continue
 		}
-		if err := unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_RAISE, uintptr(i), 0, 0); err != nil {
+		if err := t.prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_RAISE, uintptr(i)); err != nil {
 			return fmt.Errorf("raise ambient capability %d: %w", i, err)
 		}
 	}

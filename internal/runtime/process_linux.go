@@ -49,7 +49,11 @@ func startWorkload(g *gate, s *specs.Spec, filter []unix.SockFilter) error {
 		}
 	}
 	stays := s.Annotations[InitAnnotation] == "true" // the reaper lives on beside the workload
-	if err := dropPrivileges(p, c, !stays); err != nil {
+	t := thisThread
+	if stays {
+		t = allThreads
+	}
+	if err := dropPrivileges(p, c, t); err != nil {
 		return err
 	}
 	// A change of credentials clears the parent-death signal; a container's process must still
@@ -115,23 +119,23 @@ var rlimits = map[string]int{
 	"RLIMIT_SIGPENDING": unix.RLIMIT_SIGPENDING, "RLIMIT_STACK": unix.RLIMIT_STACK,
 }
 
-// dropPrivileges switches to the process's user and capability sets. Keep-caps carries the
-// permitted set across setuid; capset then trims it to what the spec grants. Capabilities are
-// per thread, and so are the IDs when thisThread is set (see setIDs).
-func dropPrivileges(p *specs.Process, c caps, thisThread bool) error {
-	if err := dropBounding(c.bounding); err != nil {
+// dropPrivileges switches to the process's user and capability sets, on the threads t (see
+// threads). Keep-caps carries the permitted set across setuid; capset then trims it to what the
+// spec grants.
+func dropPrivileges(p *specs.Process, c caps, t threads) error {
+	if err := dropBounding(c.bounding, t); err != nil {
 		return errorf(125, "%v", err)
 	}
-	if err := unix.Prctl(unix.PR_SET_KEEPCAPS, 1, 0, 0, 0); err != nil {
+	if err := t.prctl(unix.PR_SET_KEEPCAPS, 1, 0); err != nil {
 		return errorf(125, "keepcaps: %v", err)
 	}
-	if err := setIDs(p.User, thisThread); err != nil {
+	if err := setIDs(p.User, t); err != nil {
 		return err
 	}
-	if err := unix.Prctl(unix.PR_SET_KEEPCAPS, 0, 0, 0, 0); err != nil {
+	if err := t.prctl(unix.PR_SET_KEEPCAPS, 0, 0); err != nil {
 		return errorf(125, "keepcaps: %v", err)
 	}
-	if err := applyCaps(c); err != nil {
+	if err := applyCaps(c, t); err != nil {
 		return errorf(125, "%v", err)
 	}
 	return nil
@@ -143,11 +147,11 @@ func dropPrivileges(p *specs.Process, c caps, thisThread bool) error {
 // new program and ends the others. Until then the other threads keep root's IDs and all
 // capabilities, so nothing but the Go runtime may run on them: the init starts no goroutine.
 // An init that stays (the reaper) changes them all.
-func setIDs(u specs.User, thisThread bool) error {
+func setIDs(u specs.User, t threads) error {
 	groups := make([]uint32, len(u.AdditionalGids))
 	copy(groups, u.AdditionalGids)
 	setgroups, setresgid, setresuid := allThreadsSetgroups, unix.Setresgid, unix.Setresuid
-	if thisThread {
+	if t == thisThread {
 		setgroups, setresgid, setresuid = threadSetgroups, threadSetresgid, threadSetresuid
 	}
 	if err := setgroups(groups); err != nil {

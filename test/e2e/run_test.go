@@ -310,3 +310,26 @@ config:
 		t.Errorf("image with /etc -> usr/etc: got %q", r.stdout)
 	}
 }
+
+// With --init the reaper stays beside the workload as PID 1, a Go program with several threads:
+// every one of them must hold the workload's capabilities and bounding set, not only the one
+// that set them up.
+func TestRunInitThreadsDropCapabilities(t *testing.T) {
+	root := t.TempDir()
+	busyboxImage(t, root)
+	r := mustKiln(t, root, "run", "--rm", "--init", "--network", "none", "busybox", "sh", "-c",
+		"grep -h '^Cap[EPB]' /proc/self/status; echo threads; grep -h '^Cap[EPB]' /proc/1/task/*/status")
+	own, threads, ok := strings.Cut(r.stdout, "threads\n")
+	if !ok || strings.Count(threads, "CapEff") < 2 {
+		t.Fatalf("want the workload's sets and those of the reaper's threads:\n%s", r.stdout)
+	}
+	want := map[string]bool{}
+	for _, l := range strings.Split(strings.TrimSpace(own), "\n") {
+		want[l] = true
+	}
+	for _, l := range strings.Split(strings.TrimSpace(threads), "\n") {
+		if !want[l] {
+			t.Errorf("a thread of the reaper has %q; the workload has:\n%s", l, own)
+		}
+	}
+}
