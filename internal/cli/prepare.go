@@ -113,11 +113,18 @@ func newState(f *runFlags, image string, d v1.Hash, cf *v1.ConfigFile) *containe
 	for i, h := range cf.RootFS.DiffIDs {
 		diffIDs[i] = h.String()
 	}
-	return &container.State{
+	st := &container.State{
 		Name: f.name, Image: image, ImageDigest: d.String(), Created: time.Now().UTC(),
 		Status: container.StatusCreated, AutoRemove: f.rm, Detached: f.detach, Terminal: f.tty,
 		StopSignal: cf.Config.StopSignal, Layers: diffIDs, Network: f.network,
 	}
+	if !f.detach {
+		// This kiln is the monitor from the start: if it dies before the container runs, the
+		// record says so, and what it reserved (an address, ports) is freed.
+		st.MonitorPid = os.Getpid()
+		st.MonitorStart, _ = container.StartTime(st.MonitorPid)
+	}
+	return st
 }
 
 func specOptions(f *runFlags, rec *container.Container, cf *v1.ConfigFile, args []string, binds []runspec.Bind, dirs []string, ns *netSetup) runspec.Options {

@@ -74,11 +74,19 @@ const exitUnknown = 255
 // process to record its exit status (it does so right after wait(2) returns).
 const monitorGrace = time.Second
 
-// State reads the container's state and refreshes it: when the recorded process is gone, the
-// container is reported exited. If its monitor is gone too, nobody will ever record the exit
+// State reads the container's state and refreshes it: when the recorded process is gone, or
+// the kiln making it died before it started, the container is reported exited. If its monitor is gone too, nobody will ever record the exit
 // status, so State records exit code 255 with an Error saying why (under the lock, once).
 func (c *Container) State() (*State, error) {
 	st, err := c.read()
+	if err == nil && st.creatorGone() {
+		return c.update(func(s *State) error {
+			if s.creatorGone() {
+				s.markLost("kiln died before the container started")
+			}
+			return nil
+		})
+	}
 	if err != nil || !st.processGone() {
 		return st, err
 	}
@@ -107,6 +115,11 @@ func (st *State) processGone() bool {
 		return false
 	}
 	return !Alive(st.Pid, st.PidStart)
+}
+
+// creatorGone: a container still being made, by a monitor (a foreground kiln) that is gone.
+func (st *State) creatorGone() bool {
+	return st.Status == StatusCreated && st.Pid <= 0 && st.MonitorPid > 0 && !st.monitorAlive()
 }
 
 func (st *State) monitorAlive() bool { return Alive(st.MonitorPid, st.MonitorStart) }

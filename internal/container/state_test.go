@@ -178,3 +178,23 @@ func TestUpdateKeepsIdentity(t *testing.T) {
 		t.Fatalf("Update of a removed container: %v", err)
 	}
 }
+
+// A container still being made whose maker (a foreground kiln, its monitor) is gone will never
+// start: State reports it exited, so what it reserved is freed. One whose maker lives stays
+// created.
+func TestCreatedByDeadKiln(t *testing.T) {
+	cs := open(t)
+	me, _ := StartTime(os.Getpid())
+	alive := create(t, cs, &State{MonitorPid: os.Getpid(), MonitorStart: me})
+	gone := create(t, cs, &State{MonitorPid: os.Getpid(), MonitorStart: me + 1}) // a reused pid
+	if st, err := alive.State(); err != nil || st.Status != StatusCreated {
+		t.Errorf("made by a live kiln: %+v, %v; want created", st, err)
+	}
+	st, err := gone.State()
+	if err != nil || st.Status != StatusExited || st.ExitCode != 255 || st.Error != "kiln died before the container started" {
+		t.Fatalf("made by a dead kiln: %+v, %v", st, err)
+	}
+	if again, _ := gone.State(); again.Status != StatusExited {
+		t.Error("the exit was not recorded")
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -332,4 +333,45 @@ func TestRunInitThreadsDropCapabilities(t *testing.T) {
 			t.Errorf("a thread of the reaper has %q; the workload has:\n%s", l, own)
 		}
 	}
+}
+
+// A foreground kiln killed while it prepares the container (here held on the store's gc lock,
+// its record already written) leaves a record that says the container never started: it shows
+// as exited, not created forever, and kiln rm removes it.
+func TestRunKilledWhilePreparing(t *testing.T) {
+	root := t.TempDir()
+	busyboxImage(t, root)
+	lock, err := os.OpenFile(filepath.Join(root, "store", "gc.lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	run := exec.Command(kiln, "--root", root, "run", "--rm", "--name", "halfway", "busybox", "true")
+	if err := run.Start(); err != nil {
+		t.Fatal(err)
+	}
+	status := func() string {
+		r := mustKiln(t, root, "ps", "-a", "--format", "json")
+		var st []struct{ Status, Error string }
+		if jsonUnmarshal(r.stdout, &st) != nil || len(st) != 1 {
+			return ""
+		}
+		return st[0].Status + ": " + st[0].Error
+	}
+	for deadline := time.Now().Add(10 * time.Second); !strings.HasPrefix(status(), "created") && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if s := status(); !strings.HasPrefix(s, "created") {
+		t.Fatalf("kiln run held on the gc lock: the container is %q, want created", s)
+	}
+	run.Process.Kill()
+	run.Wait()
+	syscall.Flock(int(lock.Fd()), syscall.LOCK_UN)
+	if s := status(); s != "exited: kiln died before the container started" {
+		t.Errorf("after kill -9 of the kiln making it, the container is %q", s)
+	}
+	mustKiln(t, root, "rm", "halfway")
 }
