@@ -54,15 +54,11 @@ same capabilities, no_new_privs and seccomp filter as its main process.`,
 }
 
 func execIn(cmd *cobra.Command, e *env, f *execFlags, ref string, args []string) error {
-	rec, err := getContainer(e, ref)
+	rec, s, err := runningContainer(e, ref)
 	if err != nil {
 		return err
 	}
-	s, err := rec.State()
-	if err != nil {
-		return err
-	}
-	if s.Status != container.StatusRunning || !container.Alive(s.Pid, s.PidStart) {
+	if !container.Alive(s.Pid, s.PidStart) {
 		return fmt.Errorf("container %s is not running", ref)
 	}
 	spec, err := readSpec(rec.Dir())

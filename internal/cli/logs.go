@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"fmt"
 	"github.com/spf13/cobra"
 
 	"github.com/kiln-project/kiln/internal/container"
@@ -35,4 +36,21 @@ func getContainer(e *env, ref string) (*container.Container, error) {
 		return nil, err
 	}
 	return cs.Get(ref)
+}
+
+// runningContainer is getContainer for a verb that needs the container running: its record and
+// its refreshed state, or an error naming ref.
+func runningContainer(e *env, ref string) (*container.Container, *container.State, error) {
+	rec, err := getContainer(e, ref)
+	if err != nil {
+		return nil, nil, err
+	}
+	s, err := rec.State()
+	if err != nil {
+		return nil, nil, err
+	}
+	if s.Status != container.StatusRunning {
+		return nil, nil, fmt.Errorf("container %s is not running", ref)
+	}
+	return rec, s, nil
 }

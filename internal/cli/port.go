@@ -19,16 +19,9 @@ func newPort(e *env) *cobra.Command {
 Docker does; with PORT, only where that container port is published ("0.0.0.0:8080").`,
 		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			rec, err := getContainer(e, args[0])
+			_, s, err := runningContainer(e, args[0])
 			if err != nil {
 				return err
-			}
-			s, err := rec.State()
-			if err != nil {
-				return err
-			}
-			if s.Status != container.StatusRunning {
-				return fmt.Errorf("container %s is not running", args[0])
 			}
 			if len(args) == 1 {
 				for _, p := range s.Ports {

@@ -141,8 +141,6 @@ func specOptions(f *runFlags, rec *container.Container, cf *v1.ConfigFile, args 
 	return o
 }
 
-// overlay is the container's root: the image's layers, read-only and shared, under the
-// container's own upper directory.
 // withMountpoints puts the shared mountpoints layer for spec's mounts over the image's layers
 // where the image allows it (see runspec.MountpointsFor); otherwise the runtime makes the
 // mountpoints in the container's upper directory.
@@ -151,18 +149,15 @@ func withMountpoints(st *store.Store, layers []string, spec *specs.Spec) ([]stri
 	if !ok {
 		return layers, nil
 	}
-	attrs := map[string]store.DirAttr{}
-	for d, a := range mp.Attrs {
-		attrs[d] = store.DirAttr{Mode: a.Mode, UID: a.UID, GID: a.GID, ModTime: a.ModTime}
-	}
-	dir, err := st.Mountpoints(mp.Dirs, mp.Files, attrs)
+	dir, err := st.Mountpoints(mp.Dirs, mp.Files, mp.Like)
 	if err != nil {
 		return nil, err
 	}
 	return append([]string{dir}, layers...), nil
 }
 
-// overlay is the container's root: its upper directory over the layers.
+// overlay is the container's root: the layers, read-only and shared, under the container's
+// own upper directory.
 func overlay(dir string, layers []string) *specs.Mount {
 	return &specs.Mount{Type: "overlay", Source: "overlay", Options: []string{
 		"lowerdir=" + strings.Join(layers, ":"),

@@ -96,16 +96,9 @@ func newKill(e *env) *cobra.Command {
 				return err
 			}
 			for _, ref := range args {
-				rec, err := getContainer(e, ref)
+				_, s, err := runningContainer(e, ref)
 				if err != nil {
 					return err
-				}
-				s, err := rec.State()
-				if err != nil {
-					return err
-				}
-				if s.Status != container.StatusRunning {
-					return fmt.Errorf("container %s is not running", ref)
 				}
 				if err := signalContainer(s, n); err != nil {
 					return fmt.Errorf("kill %s: %w", ref, err)

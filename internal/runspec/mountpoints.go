@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"slices"
 	"syscall"
-	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
@@ -15,18 +14,12 @@ import (
 // Mountpoints is what a container's mountpoints layer holds: the directories and empty files its
 // mounts go on, relative to the root, so that mounting there writes nothing in the container's
 // upper directory (see store.Mountpoints). A directory the container sees without a mount over
-// it (/etc, holding the network files) carries the image's own mode, owner and time.
+// it (/etc, holding the network files) takes its mode, owner and time from the image's entry of
+// the same name in Like.
 type Mountpoints struct {
 	Dirs  []string
 	Files []string
-	Attrs map[string]DirAttr
-}
-
-// DirAttr is a directory's mode, owner and modification time.
-type DirAttr struct {
-	Mode     fs.FileMode // permissions with setuid, setgid and sticky bits
-	UID, GID int
-	ModTime  time.Time
+	Like  map[string]fs.FileInfo
 }
 
 // The places a layer can hold mountpoints for: the default mounts' directories, whose own
@@ -59,8 +52,8 @@ func MountpointsFor(layers []string, spec *specs.Spec) (Mountpoints, bool) {
 			return Mountpoints{}, false
 		}
 	}
-	if slices.Contains(mp.Dirs, "etc") {
-		mp.Attrs = map[string]DirAttr{"etc": etcAttr(layers)}
+	if fi, isDir, _ := lookup(layers, "etc"); isDir && slices.Contains(mp.Dirs, "etc") {
+		mp.Like = map[string]fs.FileInfo{"etc": fi}
 	}
 	return mp, len(mp.Dirs) > 0
 }
@@ -94,18 +87,4 @@ func absent(layers []string, name string) bool {
 	}
 	st, ok := fi.Sys().(*syscall.Stat_t)
 	return ok && fi.Mode()&fs.ModeCharDevice != 0 && st.Rdev == 0
-}
-
-// etcAttr is the image's /etc as the container would see it, or what the runtime would make
-// when the image has none.
-func etcAttr(layers []string) DirAttr {
-	fi, isDir, _ := lookup(layers, "etc")
-	if !isDir {
-		return DirAttr{Mode: 0o755}
-	}
-	a := DirAttr{Mode: fi.Mode() & (fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky), ModTime: fi.ModTime()}
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-		a.UID, a.GID = int(st.Uid), int(st.Gid)
-	}
-	return a
 }

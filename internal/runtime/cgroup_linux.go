@@ -27,9 +27,10 @@ const cgroupRoot = "/sys/fs/cgroup"
 // Where the host has a cgroup2 hierarchy (cgroup2-only, or hybrid beside v1 controllers) the
 // container always gets a cgroup2 directory: the device filter hangs there, and the init is
 // born in it (CLONE_INTO_CGROUP). An early init (see Early) is born in it before the filter
-// and the limits are written, which is still before its workload can start. A limit goes to the cgroup2 directory when its controller is
-// bound to cgroup2, else to a v1 hierarchy the init joins before its workload starts. A v1
-// hierarchy is created only when a limit needs it: joining one costs an RCU grace period.
+// and the limits are written, which is still before its workload can start. A limit goes to
+// the cgroup2 directory when its controller is bound to cgroup2, else to a v1 hierarchy the init
+// joins before its workload starts. A v1 hierarchy is created only when a limit needs it:
+// joining one costs an RCU grace period.
 type cgroup struct {
 	v1   map[string]string // v1 hierarchy name ("memory", "devices", "cpu,cpuacct"...) -> directory
 	v2   string            // cgroup2 directory, or ""

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sync"
@@ -15,7 +16,7 @@ func TestMountpoints(t *testing.T) {
 	defer syscall.Umask(old)
 	dirs, files := []string{"dev", "etc"}, []string{"etc/hosts"}
 	mtime := time.Date(2020, 1, 2, 3, 4, 5, 0, time.UTC)
-	attrs := map[string]DirAttr{"etc": {Mode: 0o777 | os.ModeSticky, UID: 1000, GID: 1001, ModTime: mtime}}
+	attrs := map[string]fs.FileInfo{"etc": dirLike(t, 0o777|os.ModeSticky, 1000, 1001, mtime)}
 	var wg sync.WaitGroup
 	got := make([]string, 4)
 	errs := make([]error, 4)
@@ -42,8 +43,31 @@ func TestMountpoints(t *testing.T) {
 	if len(entries) != 1 {
 		t.Errorf("%d entries beside the layer (a temporary one left?)", len(entries)-1)
 	}
-	other, err := s.Mountpoints(dirs, files, map[string]DirAttr{"etc": {Mode: 0o755, ModTime: mtime}})
+	other, err := s.Mountpoints(dirs, files, map[string]fs.FileInfo{"etc": dirLike(t, 0o755, 0, 0, mtime)})
 	if err != nil || other == got[0] {
 		t.Errorf("other attributes gave %q (%v), the same directory as %q", other, err, got[0])
 	}
+}
+
+// dirLike is a directory with the given attributes, as an image's entry would be.
+func dirLike(t *testing.T, mode os.FileMode, uid, gid int, mtime time.Time) fs.FileInfo {
+	t.Helper()
+	d := filepath.Join(t.TempDir(), "etc")
+	if err := os.Mkdir(d, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(d, mode); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Lchown(d, uid, gid); err != nil {
+		t.Skip("SKIP: cannot chown here:", err)
+	}
+	if err := os.Chtimes(d, mtime, mtime); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Lstat(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi
 }
