@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -121,11 +122,17 @@ func newState(f *runFlags, image string, d v1.Hash, cf *v1.ConfigFile) *containe
 	if !f.detach {
 		// This kiln is the monitor from the start: if it dies before the container runs, the
 		// record says so, and what it reserved (an address, ports) is freed.
-		st.MonitorPid = os.Getpid()
-		st.MonitorStart, _ = container.StartTime(st.MonitorPid)
+		st.MonitorPid, st.MonitorStart = os.Getpid(), ownStart()
 	}
 	return st
 }
+
+// ownStart is this process's start time (see container.StartTime), read once: the record takes
+// it when it is made and again when the container starts.
+var ownStart = sync.OnceValue(func() uint64 {
+	t, _ := container.StartTime(os.Getpid())
+	return t
+})
 
 func specOptions(f *runFlags, rec *container.Container, cf *v1.ConfigFile, args []string, binds []runspec.Bind, dirs []string, ns *netSetup) runspec.Options {
 	o := runspec.Options{
@@ -216,7 +223,7 @@ func (p *prepared) start(ctx context.Context, stdio runtime.Stdio, early *runtim
 		return nil, err
 	}
 	pidStart, _ := container.StartTime(ctr.Pid())
-	monStart, _ := container.StartTime(os.Getpid())
+	monStart := ownStart()
 	err = p.rec.Update(func(s *container.State) error {
 		s.Status, s.Pid, s.PidStart, s.Started = container.StatusRunning, ctr.Pid(), pidStart, time.Now().UTC()
 		s.MonitorPid, s.MonitorStart = os.Getpid(), monStart
