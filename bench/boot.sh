@@ -122,6 +122,28 @@ echo "kiln boot app (cached bake) to first line: median ${k} ms, min $(minimum <
 echo "busybox initramfs (gzip), same qemu flags: median ${p} ms, min $(minimum <"$work/peer.ms")  [$(tr '\n' ' ' <"$work/peer.ms")]"
 echo "busybox initramfs (plain cpio), same flags: median ${r} ms, min $(minimum <"$work/raw.ms")  [$(tr '\n' ' ' <"$work/raw.ms")]"
 echo "kiln boot bbapp (busybox echo, cached bake): median ${kb} ms, min $(minimum <"$work/kilnbb.ms")  [$(tr '\n' ' ' <"$work/kilnbb.ms")]"
-awk -v k="$k" -v p="$p" -v r="$r" 'BEGIN {printf "ratio kiln (Go app)/busybox: %.2fx (gzip), %.2fx (plain)\n", k/p, k/r}'
-awk -v k="$kb" -v p="$p" -v r="$r" 'BEGIN {printf "ratio kiln (busybox app)/busybox: %.2fx (gzip), %.2fx (plain)\n", k/p, k/r}'
+# Ratios of the medians, with a 95% bootstrap interval (the rounds resampled whole, so each
+# resample keeps a round's four boots together), and the median of each round's own ratio,
+# which a slow drift of the host's load does not move.
+python3 - "$work" <<'PY'
+import random, statistics as st, sys
+w = sys.argv[1]
+v = {n: [float(x) for x in open(f"{w}/{n}.ms")] for n in ("kiln", "kilnbb", "peer", "raw")}
+rounds = list(zip(*v.values()))
+idx = dict(zip(v, range(4)))
+random.seed(1)
+def interval(a, b):
+    rs = []
+    for _ in range(2000):
+        s = [random.choice(rounds) for _ in rounds]
+        rs.append(st.median(r[idx[a]] for r in s) / st.median(r[idx[b]] for r in s))
+    rs.sort()
+    return rs[50], rs[1949]
+for app, a in (("Go app", "kiln"), ("busybox app", "kilnbb")):
+    for peer, b in (("gzip", "peer"), ("plain", "raw")):
+        lo, hi = interval(a, b)
+        paired = st.median(r[idx[a]] / r[idx[b]] for r in rounds)
+        print(f"ratio kiln ({app})/busybox ({peer}): {st.median(v[a]) / st.median(v[b]):.3f}x"
+              f" (95% interval {lo:.3f}-{hi:.3f}; median of the rounds' own ratios {paired:.3f}x)")
+PY
 echo "initramfs sizes: kiln's two (its boot cache, uncompressed) $(stat -c %s "$KILN_ROOT"/cache/boot/*/initramfs | tr '\n' ' ')bytes, busybox $(stat -c %s "$work/bb.cpio.gz") (gzip), $(stat -c %s "$work/bb.cpio") (plain)"
