@@ -1,4 +1,10 @@
 // Command kiln builds minimal, reproducible OCI images. See docs/ and `kiln --help`.
+
+// The Go runtime's cgroup-aware GOMAXPROCS would keep two cgroup files open in every kiln
+// process: a container's init and its --init reaper among them, which would hold host cgroupfs
+// files for the container's life. kiln sizes nothing by GOMAXPROCS.
+//go:debug containermaxprocs=0
+
 package main
 
 import (

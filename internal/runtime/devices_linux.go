@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path"
@@ -140,7 +141,13 @@ func console(sock *os.File, root string, size *specs.Box, bind bool) error {
 	return unix.Sendmsg(int(sock.Fd()), []byte{consoleByte}, rights, nil, 0)
 }
 
+// withRootFile opens p inside root with flags. Directly where openat2 exists, not by reopening
+// a handle through /proc/self/fd: an exec's helper is not in the pid namespace of the
+// container's /proc, where its own /proc/self does not exist.
 func withRootFile(root, p string, flags int) (*os.File, error) {
+	if f, err := openat2Only(root, p, flags); !errors.Is(err, unix.ENOSYS) {
+		return f, err
+	}
 	h, err := openInRoot(root, p)
 	if err != nil {
 		return nil, err

@@ -31,6 +31,15 @@ type ExecConfig struct {
 // children).
 var nsOrder = []string{"cgroup", "ipc", "uts", "net", "mnt", "pid"}
 
+// The helper of an exec must not show in the container until nothing of the host is left in it.
+// Born in the container's pid namespace, it would: the container could open
+// /proc/PID/task/TID/root of a thread still in the host's mount namespace (the host's root, with
+// CAP_SYS_PTRACE) or read its mountinfo (the host's mounts, with none). So it is born in the
+// host's pid namespace, joins the container's mount namespace on every thread, and only the
+// process it forks, the command, is born in the container's pid namespace: with the container's
+// root, capabilities, filter and identity already on the thread it is forked from. The helper
+// stays, outside the container, to wait for the command and pass its status and signals on.
+
 // Exec starts cfg.Process inside every namespace and the cgroups of the container whose init is
 // cfg.Pid, with the same capabilities, no_new_privs and seccomp filter the spec gives it.
 func Exec(ctx context.Context, cfg ExecConfig) (*Container, error) {
@@ -47,12 +56,13 @@ func Exec(ctx context.Context, cfg ExecConfig) (*Container, error) {
 	if err != nil {
 		return nil, &Error{Code: 125, Err: err}
 	}
-	mnt, others := splitMount(nss)
 	// The helper is forked in our mount namespace (so the kiln it runs is ours, whatever the
-	// container did to its /proc) and enters the container's mount namespace itself, first thing.
+	// container did to its /proc) and pid namespace; it joins the container's two itself.
+	later, others := splitLater(nss)
 	files, args := []*os.File{exe, theirs}, []string{initArg0}
-	if mnt != nil {
-		files, args = append(files, mnt), append(args, mountNSArg)
+	for i, ns := range later {
+		files = append(files, ns.f)
+		args = append(args, fmt.Sprintf("%s=%d", ns.kind, fdLater+i))
 	}
 	cmd := &exec.Cmd{Path: fmt.Sprintf("/proc/self/fd/%d", fdExe), Args: args, Env: []string{},
 		ExtraFiles: files, SysProcAttr: &syscall.SysProcAttr{Setsid: true}}
@@ -191,13 +201,13 @@ func cgroupDir(line string) string {
 	return filepath.Join(cgroupRoot, ctrl, parts[2])
 }
 
-// initExec runs in the child Exec started: it is already in the container; it only needs the
-// console and the process's identity and filters.
+// initExec runs in the helper Exec started: in the container's cgroups and its ipc, uts, net
+// and cgroup namespaces, not yet in its mount and pid namespaces (see nsOrder).
 func initExec(g *gate, cfg *initConfig) error {
 	if cfg.Spec == nil || cfg.Spec.Process == nil || len(cfg.Spec.Process.Args) == 0 {
 		return errorf(125, "exec: no process")
 	}
-	if err := enterMountNamespace(); err != nil {
+	if err := joinLater(os.Args[1:]); err != nil {
 		return err
 	}
 	if err := openConsole(g.sock, "/", cfg.Spec.Process); err != nil {
@@ -206,42 +216,68 @@ func initExec(g *gate, cfg *initConfig) error {
 	return startWorkload(g, cfg.Spec, cfg.Seccomp)
 }
 
-// fdMountNS is where Exec passes the container's mount namespace to its helper, which it says
-// with mountNSArg (a descriptor's mere presence proves nothing: the Go runtime opens its own).
-const (
-	fdMountNS  = 5
-	mountNSArg = "mount-namespace-on-fd-5"
-)
+// fdLater is the first descriptor on which Exec passes the helper the namespaces it joins itself,
+// each named by an argument KIND=FD (a descriptor's mere presence proves nothing: the Go runtime
+// opens its own).
+const fdLater = 5
 
-// enterMountNamespace moves this thread (locked; the one that execs) into the container's mount
-// namespace, whose root and working directory then become its own.
-func enterMountNamespace() error {
-	if len(os.Args) < 2 || os.Args[1] != mountNSArg {
-		return nil // the container shares the runtime's mount namespace
-	}
-	defer unix.Close(fdMountNS)
-	// setns(CLONE_NEWNS) needs a thread whose fs state (root, cwd) is its own.
-	if err := unix.Unshare(unix.CLONE_FS); err != nil {
-		return errorf(125, "unshare fs: %v", err)
-	}
-	if err := unix.Setns(fdMountNS, unix.CLONE_NEWNS); err != nil {
-		return errorf(125, "join mount namespace: %v", err)
+// joinLater joins the mount namespace on every thread of this process (each first given an fs
+// state of its own, which setns(CLONE_NEWNS) needs), so no thread keeps the host's root; then
+// the pid namespace, on this thread only: it holds for the processes it forks.
+func joinLater(args []string) error {
+	for _, kind := range []string{"mnt", "pid"} {
+		fd, ok := laterFd(args, kind)
+		if !ok {
+			continue // the container shares ours
+		}
+		err := joinLaterNS(kind, fd)
+		unix.Close(fd)
+		if err != nil {
+			return err
+		}
 	}
 	return nil
 }
 
-// splitMount separates the mount namespace from the others.
-func splitMount(nss []namespace) (*os.File, []namespace) {
-	var mnt *os.File
-	var others []namespace
+func joinLaterNS(kind string, fd int) error {
+	if kind == "pid" {
+		if err := unix.Setns(fd, unix.CLONE_NEWPID); err != nil {
+			return errorf(125, "join pid namespace: %v", err)
+		}
+		return nil
+	}
+	// AllThreadsSyscall needs a binary built without cgo (ENOTSUP otherwise), as kiln is.
+	if _, _, e := syscall.AllThreadsSyscall(unix.SYS_UNSHARE, unix.CLONE_FS, 0, 0); e != 0 {
+		return errorf(125, "unshare fs on every thread: %v", e)
+	}
+	if _, _, e := syscall.AllThreadsSyscall(unix.SYS_SETNS, uintptr(fd), unix.CLONE_NEWNS, 0); e != 0 {
+		return errorf(125, "join mount namespace on every thread: %v", e)
+	}
+	return nil
+}
+
+// laterFd finds KIND=FD among args.
+func laterFd(args []string, kind string) (int, bool) {
+	for _, a := range args {
+		if v, ok := strings.CutPrefix(a, kind+"="); ok {
+			if fd, err := strconv.Atoi(v); err == nil && fd >= fdLater {
+				return fd, true
+			}
+		}
+	}
+	return -1, false
+}
+
+// splitLater separates the namespaces the helper joins itself (mount, then pid) from the others.
+func splitLater(nss []namespace) (later, others []namespace) {
 	for _, ns := range nss {
-		if ns.kind == "mnt" {
-			mnt = ns.f
+		if ns.kind == "mnt" || ns.kind == "pid" {
+			later = append(later, ns)
 			continue
 		}
 		others = append(others, ns)
 	}
-	return mnt, others
+	return later, others
 }
 
 // containerCgroup2 opens the cgroup2 cgroup of the container's process, or nil without one.

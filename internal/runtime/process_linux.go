@@ -48,7 +48,8 @@ func startWorkload(g *gate, s *specs.Spec, filter []unix.SockFilter) error {
 			return err
 		}
 	}
-	stays := s.Annotations[InitAnnotation] == "true" // the reaper lives on beside the workload
+	// The reaper, and an exec's helper, live on beside the workload (see reap and initExec).
+	stays := s.Annotations[InitAnnotation] == "true" || g.mode == modeExec
 	t := thisThread
 	if stays {
 		t = allThreads
@@ -57,7 +58,7 @@ func startWorkload(g *gate, s *specs.Spec, filter []unix.SockFilter) error {
 		return err
 	}
 	// A change of credentials clears the parent-death signal; a container's process must still
-	// die with its monitor. (Not for exec: its parent thread ends right after starting it.)
+	// die with its monitor. (Not for exec: like docker exec's, it outlives its caller.)
 	if g.mode == modeRun {
 		if err := unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, 0, 0); err != nil {
 			return errorf(125, "pdeathsig: %v", err)

@@ -3,6 +3,8 @@ package runtime
 import (
 	"os"
 	"os/signal"
+	"strconv"
+	"strings"
 	"syscall"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -10,25 +12,48 @@ import (
 )
 
 // reap is `--init`: the init stays PID 1, starts the workload as its child, forwards every signal
-// to it, reaps every orphan, and exits with the workload's status.
+// to it, reaps every orphan, and exits with the workload's status. An exec's helper does the same
+// from outside the container (see initExec). On a terminal the workload gets the foreground
+// process group, so the keys that signal (^C, ^Z, ^\) reach it once, not once more through us.
 func reap(sock *os.File, path string, p *specs.Process) error {
 	sigs := make(chan os.Signal, 16)
 	signal.Notify(sigs)
-	proc, err := os.StartProcess(path, p.Args, &os.ProcAttr{
-		Env:   p.Env,
-		Files: []*os.File{os.Stdin, os.Stdout, os.Stderr},
-	})
+	attr := &os.ProcAttr{Env: p.Env, Files: []*os.File{os.Stdin, os.Stdout, os.Stderr}}
+	if p.Terminal {
+		attr.Sys = &syscall.SysProcAttr{Foreground: true, Ctty: 0}
+	}
+	proc, err := os.StartProcess(path, p.Args, attr)
 	if err != nil {
 		return execError(p.Args[0], err)
 	}
 	sock.Write([]byte{readyByte})
 	sock.Close() // the parent's handshake ends: the workload runs
+	closeHeld()
 	for {
 		if code, done := reapAll(proc.Pid); done {
 			os.Exit(code)
 		}
 		if s := <-sigs; s != syscall.SIGCHLD && s != syscall.SIGURG { // SIGURG is Go's own
 			unix.Kill(proc.Pid, s.(syscall.Signal))
+		}
+	}
+}
+
+// closeHeld closes what this process holds beyond stdio once the workload runs: the kiln
+// binary, and whatever kiln inherited from its caller (close-on-exec, but a reaper never execs).
+// The Go runtime's own (its poller's epoll and eventfd, a pidfd), anonymous inodes, stay.
+func closeHeld() {
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		fd, err := strconv.Atoi(e.Name())
+		if err != nil || fd < 3 {
+			continue
+		}
+		if target, err := os.Readlink("/proc/self/fd/" + e.Name()); err == nil && !strings.HasPrefix(target, "anon_inode:") {
+			unix.Close(fd)
 		}
 	}
 }

@@ -57,6 +57,15 @@ func openRoot(root string) (fd int, done func(), err error) {
 }
 
 func openat2InRoot(root, p string, flags int) (*os.File, error) {
+	f, err := openat2Only(root, p, flags)
+	if errors.Is(err, unix.ENOSYS) {
+		return pathrs.OpenInRoot(root, p)
+	}
+	return f, err
+}
+
+// openat2Only is openat2InRoot without the fallback: ENOSYS before Linux 5.6.
+func openat2Only(root, p string, flags int) (*os.File, error) {
 	r, done, err := openRoot(root)
 	if err != nil {
 		return nil, err
@@ -64,7 +73,7 @@ func openat2InRoot(root, p string, flags int) (*os.File, error) {
 	defer done()
 	fd, err := unix.Openat2(r, p, &unix.OpenHow{Flags: uint64(flags | unix.O_CLOEXEC), Resolve: inRoot})
 	if errors.Is(err, unix.ENOSYS) {
-		return pathrs.OpenInRoot(root, p)
+		return nil, err
 	}
 	if err != nil {
 		return nil, &os.PathError{Op: "open in container root", Path: p, Err: err}

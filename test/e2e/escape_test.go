@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -109,14 +110,9 @@ func TestHostBinaryNotWritable(t *testing.T) {
 func TestInheritedDescriptorsDoNotLeak(t *testing.T) {
 	root := t.TempDir()
 	busyboxImage(t, root)
-	hostDir, err := os.Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer hostDir.Close()
 	cmd := exec.Command(kiln, "--root", root, "run", "--rm", "busybox", "sh", "-c", "ls /proc/$$/fd; true")
 	// fds 3-6 of kiln, not close-on-exec: the init overwrites 3 and 4 with its own, 5 and 6 would leak
-	cmd.ExtraFiles = []*os.File{hostDir, hostDir, hostDir, hostDir}
+	cmd.ExtraFiles = hostDirs(t, 4)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("run: %v %s", err, out)
@@ -174,4 +170,121 @@ func TestStdioFilesAreShielded(t *testing.T) {
 	if b, _ := os.ReadFile(in); string(b) != "original\n" {
 		t.Errorf("the container rewrote kiln's stdin file: %q", b)
 	}
+}
+
+// watcherC scans every thread in the container's /proc for as long as argv[1] seconds and
+// prints FOREIGN for any whose mount table or root is not the container's own: the helper of a
+// `kiln exec` must never show there while it is still in the host's mount namespace (with
+// CAP_SYS_PTRACE, /proc/PID/task/TID/root of such a thread is the host's root). It prints how
+// many other processes it saw, so a run that saw none proves nothing.
+const watcherC = `#include <dirent.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+static int firstline(const char *p, char *buf, int n) {
+	int fd = open(p, O_RDONLY); if (fd < 0) return -1;
+	int r = read(fd, buf, n - 1); close(fd); if (r <= 0) return -1;
+	buf[r] = 0; char *nl = strchr(buf, '\n'); if (nl) *nl = 0; return 0;
+}
+int main(int argc, char **argv) {
+	char own[512], other[512], p[128]; struct stat rootst, st;
+	firstline("/proc/self/mountinfo", own, sizeof own); stat("/", &rootst);
+	int self = getpid(), seen[4096] = {0}, nseen = 0;
+	time_t end = time(0) + atoi(argv[1]);
+	while (time(0) < end) {
+		DIR *d = opendir("/proc"); struct dirent *e;
+		while ((e = readdir(d))) {
+			int pid = atoi(e->d_name); if (pid <= 1 || pid == self || pid >= 4096) continue;
+			if (!seen[pid]) { seen[pid] = 1; nseen++; }
+			snprintf(p, sizeof p, "/proc/%d/task", pid); DIR *t = opendir(p); if (!t) continue; struct dirent *te;
+			while ((te = readdir(t))) {
+				if (te->d_name[0] == '.') continue;
+				snprintf(p, sizeof p, "/proc/%d/task/%s/mountinfo", pid, te->d_name);
+				if (firstline(p, other, sizeof other) == 0 && strcmp(own, other) != 0) printf("FOREIGN mounts pid %d: %s\n", pid, other);
+				snprintf(p, sizeof p, "/proc/%d/task/%s/root/", pid, te->d_name);
+				if (stat(p, &st) == 0 && (st.st_dev != rootst.st_dev || st.st_ino != rootst.st_ino)) printf("FOREIGN root pid %d\n", pid);
+			}
+			closedir(t);
+		}
+		closedir(d);
+	}
+	printf("saw %d other processes\n", nseen); return 0;
+}
+`
+
+// A process of the container, even one with CAP_SYS_PTRACE, never sees a kiln exec's helper
+// while the helper still has anything of the host (its mount table, its root).
+func TestExecHelperNeverVisibleWithHostMounts(t *testing.T) {
+	need(t, "gcc")
+	root := t.TempDir()
+	busyboxImage(t, root)
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "watch.c"), watcherC, 0o644)
+	run(t, "gcc", "-static", "-O2", "-o", filepath.Join(dir, "watch"), filepath.Join(dir, "watch.c"))
+	writeFile(t, filepath.Join(dir, "kiln.yaml"), "name: watcher\nbase: busybox\ncontents:\n  files: [{src: ./watch, dst: /watch, mode: 0755}]\n", 0o644)
+	mustKiln(t, root, "build", dir)
+	mustKiln(t, root, "run", "-d", "--name", "watch", "--cap-add", "SYS_PTRACE", "watcher", "/watch", "6")
+	defer kilnIn(t, root, "rm", "-f", "watch")
+	time.Sleep(300 * time.Millisecond)
+	for i := 0; i < 15; i++ {
+		mustKiln(t, root, "exec", "watch", "sleep", "0.1")
+		mustKiln(t, root, "exec", "-u", "1000", "watch", "true")
+	}
+	mustKiln(t, root, "wait", "watch")
+	out := mustKiln(t, root, "logs", "watch").stdout
+	if strings.Contains(out, "FOREIGN") {
+		t.Errorf("the container saw a kiln process with the host's mounts or root:\n%s", out)
+	}
+	if strings.Contains(out, "saw 0 other") || !strings.Contains(out, "other processes") {
+		t.Errorf("the watcher saw none of the exec'd processes, so it proves nothing:\n%s", out)
+	}
+}
+
+// The --init reaper never execs, so close-on-exec does not shed what it holds: once the workload
+// runs it must hold nothing but stdio and the Go runtime's own anonymous inodes. (Seen here
+// with CAP_SYS_PTRACE, which reaches /proc/1/fd; a descriptor of the host's could be reopened.)
+func TestInitReaperHoldsNoHostDescriptors(t *testing.T) {
+	root := t.TempDir()
+	busyboxImage(t, root)
+	cmd := exec.Command(kiln, "--root", root, "run", "--rm", "--init", "--cap-add", "SYS_PTRACE", "busybox",
+		"sh", "-c", "sleep 0.2; ls -l /proc/1/fd")
+	cmd.ExtraFiles = hostDirs(t, 4) // fds 3-6 of kiln
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("run: %v %s", err, out)
+	}
+	listed := 0
+	for _, line := range strings.Split(string(out), "\n") {
+		i := strings.Index(line, " -> ")
+		if i < 0 {
+			continue
+		}
+		listed++
+		fields := strings.Fields(line[:i])
+		fd, _ := strconv.Atoi(fields[len(fields)-1])
+		if target := line[i+4:]; fd > 2 && !strings.HasPrefix(target, "anon_inode:") {
+			t.Errorf("the reaper holds descriptor %d -> %s", fd, target)
+		}
+	}
+	if listed < 3 {
+		t.Fatalf("could not list the reaper's descriptors:\n%s", out)
+	}
+}
+
+// hostDirs is n descriptors of one host directory, for kiln to inherit.
+func hostDirs(t *testing.T, n int) []*os.File {
+	dir, err := os.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { dir.Close() })
+	files := make([]*os.File, n)
+	for i := range files {
+		files[i] = dir
+	}
+	return files
 }
