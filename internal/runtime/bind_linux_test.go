@@ -91,7 +91,7 @@ func checkFlags(p string, want int64) error {
 	if err := unix.Statfs(p, &st); err != nil {
 		return err
 	}
-	if st.Flags&want != want {
+	if int64(st.Flags)&want != want {
 		return fmt.Errorf("%s: mount flags %#x lack %#x", p, st.Flags, want)
 	}
 	return nil

@@ -31,14 +31,14 @@ type ExecConfig struct {
 // children).
 var nsOrder = []string{"cgroup", "ipc", "uts", "net", "mnt", "pid"}
 
-// The helper of an exec must not show in the container until nothing of the host is left in it.
-// Born in the container's pid namespace, it would: the container could open
-// /proc/PID/task/TID/root of a thread still in the host's mount namespace (the host's root, with
-// CAP_SYS_PTRACE) or read its mountinfo (the host's mounts, with none). So it is born in the
-// host's pid namespace, joins the container's mount namespace on every thread, and only the
-// process it forks, the command, is born in the container's pid namespace: with the container's
-// root, capabilities, filter and identity already on the thread it is forked from. The helper
-// stays, outside the container, to wait for the command and pass its status and signals on.
+// The helper of an exec must never show in the container. Born in the container's pid
+// namespace, it would, with threads in the host's mount namespace: the container could open
+// /proc/PID/task/TID/root (the host's root, with CAP_SYS_PTRACE) or read its mountinfo (the
+// host's mounts, with no capability). So it is born in the host's pid namespace, joins the
+// container's mount and pid namespaces on its locked thread, and only the process it forks from
+// that thread (spawn: a copy, not a share, of its memory), the command, is born in the
+// container: with the container's root, capabilities, filter and identity already on it. The
+// helper stays, outside the container, to wait for the command and pass signals and status on.
 
 // Exec starts cfg.Process inside every namespace and the cgroups of the container whose init is
 // cfg.Pid, with the same capabilities, no_new_privs and seccomp filter the spec gives it.
@@ -207,6 +207,7 @@ func initExec(g *gate, cfg *initConfig) error {
 	if cfg.Spec == nil || cfg.Spec.Process == nil || len(cfg.Spec.Process.Args) == 0 {
 		return errorf(125, "exec: no process")
 	}
+	closeHeld(fdExe, fdSock, fdLater, fdLater+1) // kiln's inherited descriptors: the command's fork copies ours
 	if err := joinLater(os.Args[1:]); err != nil {
 		return err
 	}
@@ -221,9 +222,10 @@ func initExec(g *gate, cfg *initConfig) error {
 // opens its own).
 const fdLater = 5
 
-// joinLater joins the mount namespace on every thread of this process (each first given an fs
-// state of its own, which setns(CLONE_NEWNS) needs), so no thread keeps the host's root; then
-// the pid namespace, on this thread only: it holds for the processes it forks.
+// joinLater joins the mount namespace, then the pid namespace, on this thread: the command is
+// forked from it (spawn), and so born in both. The helper's other threads stay in the host's; no
+// process of the container sees them (the helper is in the host's pid namespace), and the
+// command does not share their memory.
 func joinLater(args []string) error {
 	for _, kind := range []string{"mnt", "pid"} {
 		fd, ok := laterFd(args, kind)
@@ -246,12 +248,12 @@ func joinLaterNS(kind string, fd int) error {
 		}
 		return nil
 	}
-	// AllThreadsSyscall needs a binary built without cgo (ENOTSUP otherwise), as kiln is.
-	if _, _, e := syscall.AllThreadsSyscall(unix.SYS_UNSHARE, unix.CLONE_FS, 0, 0); e != 0 {
-		return errorf(125, "unshare fs on every thread: %v", e)
+	// setns(CLONE_NEWNS) needs a thread whose fs state (root, cwd) is its own.
+	if err := unix.Unshare(unix.CLONE_FS); err != nil {
+		return errorf(125, "unshare fs: %v", err)
 	}
-	if _, _, e := syscall.AllThreadsSyscall(unix.SYS_SETNS, uintptr(fd), unix.CLONE_NEWNS, 0); e != 0 {
-		return errorf(125, "join mount namespace on every thread: %v", e)
+	if err := unix.Setns(fd, unix.CLONE_NEWNS); err != nil {
+		return errorf(125, "join mount namespace: %v", err)
 	}
 	return nil
 }

@@ -253,7 +253,7 @@ func lockedFlags(t string) uintptr {
 	var f uintptr
 	for bit, flag := range map[int64]uintptr{unix.ST_NOSUID: unix.MS_NOSUID, unix.ST_NODEV: unix.MS_NODEV,
 		unix.ST_NOEXEC: unix.MS_NOEXEC} {
-		if st.Flags&bit != 0 {
+		if int64(st.Flags)&bit != 0 { // Statfs_t.Flags is int32 or uint32 on some architectures
 			f |= flag
 		}
 	}

@@ -48,10 +48,13 @@ func startWorkload(g *gate, s *specs.Spec, filter []unix.SockFilter) error {
 			return err
 		}
 	}
-	// The reaper, and an exec's helper, live on beside the workload (see reap and initExec).
-	stays := s.Annotations[InitAnnotation] == "true" || g.mode == modeExec
+	// The reaper, and an exec's helper, live on beside the workload (see reap and initExec). The
+	// reaper stays inside the container: every thread of it drops privileges. The helper stays
+	// outside it, and the command inherits only the thread it is forked from: that one drops.
+	reaper := s.Annotations[InitAnnotation] == "true"
+	stays := reaper || g.mode == modeExec
 	t := thisThread
-	if stays {
+	if reaper {
 		t = allThreads
 	}
 	if err := dropPrivileges(p, c, t); err != nil {

@@ -3,6 +3,7 @@ package runtime
 import (
 	"os"
 	"os/signal"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -18,11 +19,7 @@ import (
 func reap(sock *os.File, path string, p *specs.Process) error {
 	sigs := make(chan os.Signal, 16)
 	signal.Notify(sigs)
-	attr := &os.ProcAttr{Env: p.Env, Files: []*os.File{os.Stdin, os.Stdout, os.Stderr}}
-	if p.Terminal {
-		attr.Sys = &syscall.SysProcAttr{Foreground: true, Ctty: 0}
-	}
-	proc, err := os.StartProcess(path, p.Args, attr)
+	pid, err := spawn(path, p.Args, p.Env, p.Terminal)
 	if err != nil {
 		return execError(p.Args[0], err)
 	}
@@ -30,26 +27,27 @@ func reap(sock *os.File, path string, p *specs.Process) error {
 	sock.Close() // the parent's handshake ends: the workload runs
 	closeHeld()
 	for {
-		if code, done := reapAll(proc.Pid); done {
+		if code, done := reapAll(pid); done {
 			os.Exit(code)
 		}
 		if s := <-sigs; s != syscall.SIGCHLD && s != syscall.SIGURG { // SIGURG is Go's own
-			unix.Kill(proc.Pid, s.(syscall.Signal))
+			unix.Kill(pid, s.(syscall.Signal))
 		}
 	}
 }
 
-// closeHeld closes what this process holds beyond stdio once the workload runs: the kiln
-// binary, and whatever kiln inherited from its caller (close-on-exec, but a reaper never execs).
-// The Go runtime's own (its poller's epoll and eventfd, a pidfd), anonymous inodes, stay.
-func closeHeld() {
+// closeHeld closes what this process holds beyond stdio and keep: the kiln binary, and whatever
+// kiln inherited from its caller (close-on-exec, but a reaper never execs). The Go runtime's own
+// (its poller's epoll and eventfd), anonymous inodes, stay. It reads /proc/self/fd: in an exec's
+// helper, call it before joining the container's mount namespace, whose /proc does not show us.
+func closeHeld(keep ...int) {
 	entries, err := os.ReadDir("/proc/self/fd")
 	if err != nil {
 		return
 	}
 	for _, e := range entries {
 		fd, err := strconv.Atoi(e.Name())
-		if err != nil || fd < 3 {
+		if err != nil || fd < 3 || slices.Contains(keep, fd) {
 			continue
 		}
 		if target, err := os.Readlink("/proc/self/fd/" + e.Name()); err == nil && !strings.HasPrefix(target, "anon_inode:") {
