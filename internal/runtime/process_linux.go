@@ -77,7 +77,7 @@ func startWorkload(g *gate, s *specs.Spec, filter []unix.SockFilter) error {
 	}
 	unix.Umask(umask(p))
 	if stays {
-		return reap(g.sock, path, p)
+		return reap(g.sock, path, p, reaper)
 	}
 	g.sock.Write([]byte{readyByte}) // the socket closes on exec; an exec error follows it
 	err = unix.Exec(path, p.Args, p.Env)

@@ -12,17 +12,27 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// reap is `--init`: the init stays PID 1, starts the workload as its child, forwards every signal
-// to it, reaps every orphan, and exits with the workload's status. An exec's helper does the same
-// from outside the container (see initExec). On a terminal the workload gets the foreground
-// process group, so the keys that signal (^C, ^Z, ^\) reach it once, not once more through us.
-func reap(sock *os.File, path string, p *specs.Process) error {
+// reap is `--init`: the init stays PID 1, starts the workload as its child (spawn), forwards every
+// signal to it, reaps every orphan, and exits with the workload's status. An exec's helper does
+// the same from outside the container (see initExec). On a terminal the workload gets the
+// foreground process group, so the keys that signal (^C, ^Z, ^\) reach it once, not twice.
+//
+// PID 1 catches signals before the workload can send it any: Go's default for SIGTERM is to exit.
+// Nothing in the container can signal an exec's helper, and kiln sends it none before the
+// handshake ends: it catches them while the command starts (Go enables each of the 64 signals
+// with a round trip to its signal thread).
+func reap(sock *os.File, path string, p *specs.Process, inside bool) error {
 	sigs := make(chan os.Signal, 16)
-	signal.Notify(sigs)
+	caught := make(chan struct{})
+	go func() { signal.Notify(sigs); close(caught) }()
+	if inside {
+		<-caught
+	}
 	pid, err := spawn(path, p.Args, p.Env, p.Terminal)
 	if err != nil {
 		return execError(p.Args[0], err)
 	}
+	<-caught
 	sock.Write([]byte{readyByte})
 	sock.Close() // the parent's handshake ends: the workload runs
 	closeHeld()
