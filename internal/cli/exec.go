@@ -111,7 +111,7 @@ func execProcess(spec *specs.Spec, pid int, f *execFlags, args []string) (*specs
 	}
 	if f.user != "" {
 		// Names resolve in the container's live root, as Docker does.
-		u, home, err := runspec.ResolveUser(f.user, []string{fmt.Sprintf("/proc/%d/root", pid)})
+		u, home, err := runspec.ResolveUserInRoot(f.user, fmt.Sprintf("/proc/%d/root", pid))
 		if err != nil {
 			return nil, err
 		}

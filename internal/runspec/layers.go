@@ -33,6 +33,8 @@ const maxSymlinks = 40
 // layerView reads files of the root an overlay of these layer directories
 // (top first) would show, without mounting it. Symlinks in the image are
 // followed inside the image: an absolute target or ".." never leaves it.
+// It checks a path, then opens it: only for directories nothing changes
+// meanwhile. A running container's root is read through liveRoot instead.
 type layerView []string
 
 // readFile returns the content of the regular file at the absolute image
@@ -47,6 +49,12 @@ func (v layerView) readFile(name string) ([]byte, error) {
 		return nil, err
 	}
 	defer f.Close()
+	return readImageFile(f, name)
+}
+
+// readImageFile reads f, the image file name, if it is a regular file of at
+// most maxImageFile bytes.
+func readImageFile(f *os.File, name string) ([]byte, error) {
 	if fi, err := f.Stat(); err != nil {
 		return nil, err
 	} else if !fi.Mode().IsRegular() {
@@ -121,8 +129,7 @@ func splitPath(p string) []string {
 }
 
 // rootLayers is the layers whose root directory the merged root shows. A
-// layer's own path is the caller's and may be a symlink (/proc/PID/root for
-// the live root of a running container): it is followed.
+// layer's own path is the caller's and may be a symlink: it is followed.
 func (v layerView) rootLayers() []string {
 	var out []string
 	for _, l := range v {

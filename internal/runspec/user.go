@@ -50,7 +50,31 @@ type groupEntry struct {
 // AdditionalGids always starts with the gid itself (as moby does), so the
 // runtime always calls setgroups and nothing of its own groups leaks in.
 func ResolveUser(spec string, layerDirs []string) (specs.User, string, error) {
-	view := layerView(layerDirs)
+	return resolveUserIn(spec, layerView(layerDirs))
+}
+
+// ResolveUserInRoot is ResolveUser against the /etc/passwd and /etc/group
+// of a running container's root, such as /proc/PID/root. The container may
+// change its files while kiln reads them: the kernel resolves each path
+// inside root (see liveRoot), so a symlink swapped in never leads to the
+// host's files.
+func ResolveUserInRoot(spec, root string) (specs.User, string, error) {
+	r, err := openLiveRoot(root)
+	if err != nil {
+		return specs.User{}, "", err
+	}
+	defer r.Close()
+	return resolveUserIn(spec, r)
+}
+
+// imageFiles is where a user is looked up: readFile returns the content of
+// the regular file at an absolute path of the image, or an error wrapping
+// fs.ErrNotExist (or errNotDir) when there is none.
+type imageFiles interface {
+	readFile(name string) ([]byte, error)
+}
+
+func resolveUserIn(spec string, view imageFiles) (specs.User, string, error) {
 	userArg, groupArg, _ := strings.Cut(spec, ":")
 	if i := strings.IndexByte(groupArg, ':'); i >= 0 {
 		groupArg = groupArg[:i] // Docker ignores fields past the second
@@ -140,7 +164,7 @@ func findGroup(groups []groupEntry, name string, gid int, numeric bool) (groupEn
 
 // readPasswd parses the image's /etc/passwd; an image without one has no
 // entries (numeric users still work, as in Docker).
-func readPasswd(view layerView) ([]passwdEntry, error) {
+func readPasswd(view imageFiles) ([]passwdEntry, error) {
 	var out []passwdEntry
 	err := readColonFile(view, "/etc/passwd", func(f []string) {
 		// name:password:uid:gid:gecos:home:shell
@@ -162,7 +186,7 @@ func readPasswd(view layerView) ([]passwdEntry, error) {
 }
 
 // readGroup parses the image's /etc/group.
-func readGroup(view layerView) ([]groupEntry, error) {
+func readGroup(view imageFiles) ([]groupEntry, error) {
 	var out []groupEntry
 	err := readColonFile(view, "/etc/group", func(f []string) {
 		// name:password:gid:member,member
@@ -188,7 +212,7 @@ func readGroup(view layerView) ([]groupEntry, error) {
 
 // readColonFile calls line with the ':'-separated fields of each non-empty,
 // non-comment line of the image file name; a missing file has no lines.
-func readColonFile(view layerView, name string, line func([]string)) error {
+func readColonFile(view imageFiles, name string, line func([]string)) error {
 	data, err := view.readFile(name)
 	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, errNotDir) {
 		return nil // as runc: a passwd that cannot be opened is no passwd

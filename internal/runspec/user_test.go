@@ -305,8 +305,9 @@ func TestLayerViewTooLarge(t *testing.T) {
 	}
 }
 
-// A layer directory may be given through a symlink, as /proc/PID/root is for
-// `kiln exec -u` in a running container.
+// A layer directory may be given through a symlink (a magic link such as
+// /proc/PID/root too; `kiln exec -u` reads a running container's root with
+// ResolveUserInRoot instead).
 func TestResolveUserLayerDirSymlink(t *testing.T) {
 	dirs := makeLayers(t, baseLayer())
 	link := filepath.Join(t.TempDir(), "root")
