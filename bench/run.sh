@@ -94,3 +94,13 @@ for name in ["kiln run --rm", "crun run", "crun run, kiln's spec", "runc run", "
     cell = lambda r: f"{r[name]['median']*1000:.2f} ({r[name]['min']*1000:.2f})" if name in r else "cannot run"
     print(f"| {name} | {cell(host)} | {cell(nou)} |")
 PY
+# The targets, as ratios of medians: kiln at most crun (1.0) and at most half of runc (0.5).
+python3 - "$work/host.json" "$work/nounified.json" <<'PY'
+import json, sys
+def load(p): return {x["command"]: x["median"] for x in json.load(open(p))["results"]}
+for layout, r in (("host layout", load(sys.argv[1])), ("unified unmounted", load(sys.argv[2]))):
+    k = r["kiln run --rm"]
+    parts = [f"kiln/{peer.split()[0]}{' (kiln spec)' if 'spec' in peer else ''} {k / r[peer]:.2f}"
+             for peer in ("crun run", "crun run, kiln's spec", "runc run", "runc run, kiln's spec") if peer in r]
+    print(f"{layout}: " + ", ".join(parts))
+PY
