@@ -117,3 +117,26 @@ func TestBakeRefuses(t *testing.T) {
 		})
 	}
 }
+
+// The longest command line a kernel takes is read from its header: cmdline_size from boot
+// protocol 2.06 on, 255 before.
+func TestReadKernelCmdlineMax(t *testing.T) {
+	p := fakeKernel(t)
+	k, err := ReadKernel(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k.CmdlineMax != 255 {
+		t.Errorf("protocol 0: CmdlineMax %d, want 255", k.CmdlineMax)
+	}
+	b, _ := os.ReadFile(p)
+	binary.LittleEndian.PutUint16(b[hdrProtocolOff:], 0x20f)
+	binary.LittleEndian.PutUint32(b[hdrCmdlineOff:], 2047)
+	os.WriteFile(p, b, 0o644)
+	if k, err = ReadKernel(p); err != nil {
+		t.Fatal(err)
+	}
+	if k.CmdlineMax != 2047 {
+		t.Errorf("protocol 2.15: CmdlineMax %d, want 2047", k.CmdlineMax)
+	}
+}

@@ -25,14 +25,20 @@ type Kernel struct {
 	ConfigPath string
 	// ModulesDir holds modules.dep and the .ko files for Release ("" when there is none).
 	ModulesDir string
+	// CmdlineMax is the longest kernel command line it takes, in bytes (cmdline_size). A longer
+	// one does not boot at all: the kernel never prints a line.
+	CmdlineMax int
 }
 
-// bzImage header (Documentation/arch/x86/boot.rst): "HdrS" at 0x202, the offset of the
-// version string minus 0x200 at 0x20e.
+// bzImage header (Documentation/arch/x86/boot.rst): "HdrS" at 0x202, the boot protocol version
+// at 0x206, the offset of the version string minus 0x200 at 0x20e, and from protocol 2.06 on
+// the longest command line (without its NUL) at 0x238; before, 255.
 const (
-	hdrMagicOff   = 0x202
-	hdrVersionOff = 0x20e
-	hdrSize       = 64 << 10
+	hdrMagicOff    = 0x202
+	hdrProtocolOff = 0x206
+	hdrVersionOff  = 0x20e
+	hdrCmdlineOff  = 0x238
+	hdrSize        = 64 << 10
 )
 
 // OpenKernel checks that path is a bzImage and finds its release, configuration and modules.
@@ -62,7 +68,10 @@ func ReadKernel(path string) (*Kernel, error) {
 	if len(head) < hdrVersionOff+2 || string(head[hdrMagicOff:hdrMagicOff+4]) != "HdrS" {
 		return nil, fmt.Errorf("kernel %s: not a Linux kernel image (no bzImage header \"HdrS\" at 0x202)", path)
 	}
-	k := &Kernel{Path: path}
+	k := &Kernel{Path: path, CmdlineMax: 255}
+	if len(head) >= hdrCmdlineOff+4 && binary.LittleEndian.Uint16(head[hdrProtocolOff:]) >= 0x206 {
+		k.CmdlineMax = int(binary.LittleEndian.Uint32(head[hdrCmdlineOff:]))
+	}
 	off := int(binary.LittleEndian.Uint16(head[hdrVersionOff:])) + 0x200
 	if off < len(head) {
 		v := head[off:]

@@ -109,8 +109,14 @@ func plan(o Options) (*machine, error) {
 	if m.accel, err = chooseAccel(o.Accel, o.Notice); err != nil {
 		return nil, err
 	}
-	m.cmdline, err = cmdline(baked, cfg, o, m.network, m.accel)
-	return m, err
+	if m.cmdline, err = cmdline(baked, cfg, o, m.network, m.accel); err != nil {
+		return nil, err
+	}
+	if len(m.cmdline) > k.CmdlineMax {
+		return nil, fmt.Errorf("the kernel command line would be %d bytes; kernel %s takes at most %d: "+
+			"shorten the -e values and the arguments, or bake them into the image", len(m.cmdline), k.Path, k.CmdlineMax)
+	}
+	return m, nil
 }
 
 // readBake reads a bake's config.json and cmdline, and checks its initramfs is there.
