@@ -22,6 +22,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/klauspost/compress/zstd"
@@ -85,6 +86,12 @@ type Options struct {
 	// Uncompressed writes the cpio as is: more disk, less boot time (the guest kernel unpacks
 	// it without decompressing). kiln boot's own cache of bakes uses it.
 	Uncompressed bool
+	// CommandAtBoot bakes an image that has no entrypoint and no cmd: the command comes with
+	// each boot (kiln boot IMAGE -- CMD), which refuses to start without one.
+	CommandAtBoot bool
+	// KeepExisting leaves a bake another process put at Out first (kiln boot's cache, whose
+	// entries are named by what they hold) instead of replacing it.
+	KeepExisting bool
 }
 
 // Result is what was baked.
@@ -128,7 +135,7 @@ func Bake(ctx context.Context, img v1.Image, o Options) (*Result, error) {
 		return nil, fmt.Errorf("image %s: %w", o.Image, err)
 	}
 	res.ImageBytes = t.size()
-	if res.Config, err = imageConfig(o.Image, cf, t); err != nil {
+	if res.Config, err = imageConfig(o.Image, cf, t, o.CommandAtBoot); err != nil {
 		return nil, err
 	}
 	if err := res.addModules(t, k); err != nil {
@@ -150,11 +157,11 @@ func Bake(ctx context.Context, img v1.Image, o Options) (*Result, error) {
 
 // imageConfig is what kiln-init runs: the image's entrypoint and cmd, env, workdir and user,
 // the user resolved to numbers from the image's own /etc/passwd and /etc/group.
-func imageConfig(name string, cf *v1.ConfigFile, t tree) (bootconfig.Config, error) {
+func imageConfig(name string, cf *v1.ConfigFile, t tree, commandAtBoot bool) (bootconfig.Config, error) {
 	c := cf.Config
 	bc := bootconfig.Config{Args: append(slices.Clone(c.Entrypoint), c.Cmd...), Entrypoint: c.Entrypoint,
 		Env: slices.Clone(c.Env), Workdir: c.WorkingDir}
-	if len(bc.Args) == 0 {
+	if len(bc.Args) == 0 && !commandAtBoot {
 		return bc, fmt.Errorf("image %s has no entrypoint and no cmd: nothing to run", name)
 	}
 	if !slices.ContainsFunc(bc.Env, func(e string) bool { return strings.HasPrefix(e, "PATH=") }) {
@@ -376,13 +383,25 @@ func (res *Result) write(o Options, t tree, cfgJSON []byte) error {
 	} else if err := res.writeInitramfs(filepath.Join(tmp, InitramfsFile), t, o.Uncompressed); err != nil {
 		return fmt.Errorf("output %s: %w", out, err)
 	}
-	if err := os.RemoveAll(out); err != nil {
-		return fmt.Errorf("output %s: %w", out, err)
-	}
-	if err := os.Rename(tmp, out); err != nil {
+	if err := publish(tmp, out, !o.KeepExisting); err != nil {
 		return fmt.Errorf("output %s: %w", out, err)
 	}
 	return nil
+}
+
+// publish puts the finished bake tmp at out, in one step that another bake of the same out,
+// running at the same time, cannot tear: a rename, or an exchange when out holds an earlier
+// bake and replace is set (the earlier one is left at tmp, for the caller to remove). Without
+// replace, a bake already at out stays and tmp is dropped.
+func publish(tmp, out string, replace bool) error {
+	err := os.Rename(tmp, out)
+	if !errors.Is(err, syscall.EEXIST) && !errors.Is(err, syscall.ENOTEMPTY) {
+		return err // nil, or a real failure
+	}
+	if !replace {
+		return nil // another bake of the same content got there first
+	}
+	return exchange(tmp, out)
 }
 
 // checkReplaceable refuses to replace anything at out but an earlier bake.

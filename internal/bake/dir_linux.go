@@ -66,3 +66,8 @@ func writeNode(dir, p string, n *node, first map[*node]string) error {
 	// After chown, which clears set-id bits.
 	return unix.Fchmodat(unix.AT_FDCWD, full, n.mode&0o7777, 0)
 }
+
+// exchange swaps the directories a and b in one step.
+func exchange(a, b string) error {
+	return unix.Renameat2(unix.AT_FDCWD, a, unix.AT_FDCWD, b, unix.RENAME_EXCHANGE)
+}

@@ -84,6 +84,9 @@ func plan(o Options) (*machine, error) {
 	if err != nil {
 		return nil, err
 	}
+	if len(cfg.Args) == 0 && len(o.Args) == 0 {
+		return nil, errors.New("the image has no entrypoint and no cmd: nothing to run (give a command after --)")
+	}
 	k, err := bake.ReadKernel(m.kernel) // its config is read only if checkDrivers needs it
 	if err != nil {
 		return nil, err

@@ -1,10 +1,10 @@
 package bootconfig
 
 import (
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
+	"unicode/utf8"
 )
 
 // Kernel command line parameters kiln-init reads (documented in docs/boot.md):
@@ -19,8 +19,9 @@ import (
 //
 // A value with spaces is written NAME="VALUE". As in the kernel's own parser (lib/cmdline.c
 // next_arg), every double quote toggles quoting, and only a quote right after '=' and the
-// matching last one are removed: kiln.args's JSON keeps its quotes. No value may hold a double
-// quote of its own or a newline (the kernel has no escape); Params refuses them.
+// matching last one are removed: kiln.args's JSON keeps its quotes, and writes a quote inside an
+// argument as \u0022. No other value may hold a double quote of its own or a newline (the
+// kernel has no escape), nor an environment name a blank: Params refuses them.
 
 // Split splits a kernel command line into parameters the way the kernel does.
 func Split(cmdline string) []string {
@@ -175,6 +176,9 @@ func Params(env []string, args []string, mounts []Mount) ([]string, error) {
 		if !ok || name == "" {
 			return nil, fmt.Errorf("environment %q: want NAME=VALUE", kv)
 		}
+		if i := strings.IndexFunc(name, notInName); i >= 0 {
+			return nil, fmt.Errorf("environment %q: the name holds %q, which the kernel command line cannot carry in a name", kv, name[i:i+1])
+		}
 		p, err := param("kiln.env."+name, value)
 		if err != nil {
 			return nil, err
@@ -182,16 +186,11 @@ func Params(env []string, args []string, mounts []Mount) ([]string, error) {
 		out = append(out, p)
 	}
 	if args != nil {
-		for _, a := range args {
-			if strings.ContainsAny(a, "\"\n") {
-				return nil, fmt.Errorf("argument %q: a kernel command line cannot hold a double quote or a newline", a)
-			}
-		}
-		b, err := json.Marshal(args)
+		b, err := argsJSON(args)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, "kiln.args="+string(b))
+		out = append(out, "kiln.args="+b)
 	}
 	for _, m := range mounts {
 		v := m.Tag + ":" + m.Target
@@ -215,4 +214,46 @@ func param(name, value string) (string, error) {
 		return name + `="` + value + `"`, nil
 	}
 	return name + "=" + value, nil
+}
+
+// notInName is what an environment name on the kernel command line cannot hold: blanks end a
+// parameter, a double quote toggles quoting, and the rest would not survive as typed.
+func notInName(r rune) bool {
+	return r <= ' ' || r == '"' || r == 0x7f || r >= utf8.RuneSelf
+}
+
+// argsJSON writes args as a JSON array whose strings hold no double quote of their own: the
+// kernel splits its command line at blanks outside double quotes, so every quote must be one
+// that opens or closes a string. A quote inside an argument is written \u0022, control
+// characters \uXXXX (a newline \n). Arguments must be UTF-8: JSON has no way to carry other
+// bytes, which kiln-init would see replaced.
+func argsJSON(args []string) (string, error) {
+	var b strings.Builder
+	b.WriteByte('[')
+	for i, a := range args {
+		if !utf8.ValidString(a) {
+			return "", fmt.Errorf("argument %q: not UTF-8, which the kernel command line's JSON cannot carry", a)
+		}
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteByte('"')
+		for _, r := range a {
+			switch {
+			case r == '"':
+				b.WriteString(`\u0022`)
+			case r == '\\':
+				b.WriteString(`\\`)
+			case r == '\n':
+				b.WriteString(`\n`)
+			case r < ' ' || r == 0x7f:
+				fmt.Fprintf(&b, `\u%04x`, r)
+			default:
+				b.WriteRune(r)
+			}
+		}
+		b.WriteByte('"')
+	}
+	b.WriteByte(']')
+	return b.String(), nil
 }

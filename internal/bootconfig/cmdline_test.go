@@ -40,8 +40,33 @@ func TestParamsRefuseQuotes(t *testing.T) {
 	if _, err := Params([]string{`A=say "hi"`}, nil, nil); err == nil {
 		t.Error("a double quote in an env value was accepted")
 	}
-	if _, err := Params(nil, []string{`"`}, nil); err == nil {
-		t.Error("a double quote in an argument was accepted")
+}
+
+// Arguments reach kiln-init as they were, whatever they hold: double quotes, backslashes, blanks,
+// newlines, control characters, unicode.
+func TestParamsArgsRoundTrip(t *testing.T) {
+	args := []string{`echo "hi"`, `a\`, `\"`, "tab\there", "two\nlines", "\x01", "é ü 語", "", `"`, `\`}
+	ps, err := Params(nil, args, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c Config
+	if err := c.Apply("quiet " + strings.Join(ps, " ") + " panic=-1"); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(c.Args, args) {
+		t.Errorf("Args = %q, want %q", c.Args, args)
+	}
+}
+
+func TestParamsRefuseWhatTheCommandLineCannotCarry(t *testing.T) {
+	for _, env := range []string{"X kiln.workdir=/etc", "A B=1", "A\"B=1", "A\tB=1", "É=1"} {
+		if _, err := Params([]string{env}, nil, nil); err == nil {
+			t.Errorf("env %q accepted", env)
+		}
+	}
+	if _, err := Params(nil, []string{"caf\xe9"}, nil); err == nil {
+		t.Error("an argument that is not UTF-8 was accepted (it would arrive changed)")
 	}
 }
 

@@ -140,13 +140,28 @@ func bakedDir(ctx context.Context, e *env, f *bakeFlags, target string) (string,
 		return "", err
 	}
 	o.Out = filepath.Join(e.root, "cache", "boot", key)
-	if exists(filepath.Join(o.Out, bake.ConfigFile)) {
+	if cachedBake(o.Out) {
 		return o.Out, nil
 	}
+	// Another kiln may be baking the same entry: the first to finish publishes it, the others
+	// use it. An image with nothing to run is baked too: the command may come with the boot
+	// (kiln boot IMAGE -- CMD), and boot refuses to start without one.
+	o.KeepExisting, o.CommandAtBoot = true, true
 	if _, err := bake.Bake(ctx, img, o); err != nil {
 		return "", err
 	}
 	return o.Out, nil
+}
+
+// cachedBake reports whether dir holds a whole bake. An entry whose files are missing or empty
+// (a crash before the data reached the disk) is baked again.
+func cachedBake(dir string) bool {
+	for _, name := range []string{bake.ConfigFile, bake.CmdlineFile, bake.KernelFile, bake.InitramfsFile} {
+		if fi, err := os.Stat(filepath.Join(dir, name)); err != nil || fi.Size() == 0 {
+			return false
+		}
+	}
+	return true
 }
 
 func exists(p string) bool {

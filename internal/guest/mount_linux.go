@@ -25,9 +25,18 @@ var pseudoMounts = []pseudoMount{
 	{"/dev", "devtmpfs", unix.MS_NOSUID, "mode=0755"},
 	{"/dev/pts", "devpts", unix.MS_NOSUID | unix.MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620,gid=5"},
 	{"/dev/shm", "tmpfs", unix.MS_NOSUID | unix.MS_NODEV, "mode=1777"},
-	{"/tmp", "tmpfs", unix.MS_NOSUID | unix.MS_NODEV, "mode=1777"},
-	{"/run", "tmpfs", unix.MS_NOSUID | unix.MS_NODEV, "mode=0755"},
 }
+
+// tmpMount is /tmp's tmpfs, mounted only where the image's /tmp is missing or empty: files the
+// image has there must stay seen, as under docker run.
+var tmpMount = pseudoMount{"/tmp", "tmpfs", unix.MS_NOSUID | unix.MS_NODEV, "mode=1777"}
+
+// scratchDirs are made when the image has none, and not mounted over: the initramfs root is in
+// memory and writable already.
+var scratchDirs = []struct {
+	path string
+	mode uint32
+}{{"/tmp", 0o1777}, {"/run", 0o755}}
 
 // devLinks are the /dev entries a shell expects and devtmpfs does not make.
 var devLinks = [][2]string{
@@ -47,6 +56,19 @@ func mountPseudo() error {
 		}
 		err := unix.Mount(m.fstype, m.target, m.fstype, m.flags, m.data)
 		if err != nil && err != unix.EBUSY {
+			return &os.PathError{Op: "mount " + m.fstype + " on", Path: m.target, Err: err}
+		}
+	}
+	for _, d := range scratchDirs {
+		if err := unix.Mkdir(d.path, d.mode); err == nil {
+			unix.Chmod(d.path, d.mode) // the umask took the sticky and write bits
+		} else if err != unix.EEXIST {
+			return &os.PathError{Op: "mkdir", Path: d.path, Err: err}
+		}
+	}
+	if emptyDir(tmpMount.target) {
+		m := tmpMount
+		if err := unix.Mount(m.fstype, m.target, m.fstype, m.flags, m.data); err != nil {
 			return &os.PathError{Op: "mount " + m.fstype + " on", Path: m.target, Err: err}
 		}
 	}
@@ -136,4 +158,15 @@ func shareTypes() []string {
 		}
 	}
 	return out
+}
+
+// emptyDir reports whether dir is a directory with no entries.
+func emptyDir(dir string) bool {
+	f, err := os.Open(dir)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	names, err := f.Readdirnames(1)
+	return len(names) == 0 && err != nil
 }

@@ -31,6 +31,9 @@ import (
 func main() {
 	fmt.Println("guest args", os.Args[1:])
 	fmt.Fprintln(os.Stderr, "guest GREETING="+os.Getenv("GREETING"))
+	if b, err := os.ReadFile("/tmp/from-image"); err == nil {
+		fmt.Printf("guest /tmp/from-image %s", b)
+	}
 	if d := os.Getenv("VOLUME"); d != "" {
 		in, err := os.ReadFile(d + "/in.txt")
 		fmt.Printf("guest read %q %v\n", in, err)
@@ -84,6 +87,8 @@ func guestImage(t *testing.T, root string) {
 contents:
   binaries:
     - {src: ./guest, dst: /guest}
+  files:
+    - {src: ./go.mod, dst: /tmp/from-image}
 config:
   entrypoint: [/guest]
   cmd: [baked-arg]
@@ -137,12 +142,15 @@ func TestBootStatic(t *testing.T) {
 	mustKiln(t, root, "bake", "guest", "-o", baked)
 
 	t.Run("status env args", func(t *testing.T) {
-		r := kilnIn(t, root, "boot", baked, "--timeout", "5m", "-e", "EXIT=3", "-e", "GREETING=cli", "--", "one", "two words")
+		r := kilnIn(t, root, "boot", baked, "--timeout", "5m", "-e", "EXIT=3", "-e", "GREETING=cli", "--", "one", "two words", `say "hi"`, `back\slash`)
 		if r.code != 3 {
 			t.Fatalf("exit %d, want the app's 3\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
 		}
-		if !strings.Contains(r.stdout, "guest args [one two words]") {
-			t.Errorf("stdout %q lacks the arguments after --", r.stdout)
+		if !strings.Contains(r.stdout, `guest args [one two words say "hi" back\slash]`) {
+			t.Errorf("stdout %q lacks the arguments after --, as given", r.stdout)
+		}
+		if !strings.Contains(r.stdout, "guest /tmp/from-image module guest") {
+			t.Errorf("stdout %q: the image's /tmp/from-image is not seen in the VM", r.stdout)
 		}
 		if !strings.Contains(r.stderr, "guest GREETING=cli\n") {
 			t.Errorf("stderr %q: -e GREETING=cli must win over the baked GREETING", r.stderr)
@@ -266,6 +274,9 @@ func TestBootBadInput(t *testing.T) {
 	}{
 		{"not a kernel", nil, []string{"bake", "guest", "-o", filepath.Join(t.TempDir(), "x"), "--kernel", notKernel}, "not a Linux kernel image"},
 		{"no entrypoint", nil, []string{"bake", "noentry", "-o", filepath.Join(t.TempDir(), "x")}, "image noentry has no entrypoint and no cmd"},
+		{"boot, no entrypoint", nil, []string{"boot", "noentry"}, "no entrypoint and no cmd"},
+		{"command line too long", nil, []string{"boot", "guest", "-e", "BIG=" + strings.Repeat("x", 2100)}, "the kernel command line would be"},
+		{"env name with a blank", nil, []string{"boot", "guest", "-e", "X kiln.workdir=/etc"}, "the name holds"},
 		{"missing volume", nil, []string{"boot", "guest", "-v", "/does/not/exist:/data"}, "/does/not/exist"},
 		{"bad port", nil, []string{"boot", "guest", "-p", "80"}, "-p \"80\": want HOSTPORT:GUESTPORT"},
 		{"no qemu", []string{"PATH=" + emptyPath}, []string{"boot", "guest"}, "install qemu-system-x86"},
