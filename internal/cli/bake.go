@@ -144,7 +144,8 @@ func printBake(w io.Writer, out string, r *bake.Result) {
 
 // bakeCacheKey names a cached bake of an image: its digest, and what stat says of the kernel,
 // kiln-init and module index it was baked with (hashing a 14 MiB kernel on every boot would
-// cost more than the rest of kiln's part of it).
+// cost more than the rest of kiln's part of it), and of kiln itself, whose code makes the bake:
+// a new kiln bakes again.
 func bakeCacheKey(digest string, o bake.Options) (string, error) {
 	h := sha256.New()
 	fmt.Fprintf(h, "%s\n%s %v\n", digest, o.Format, o.Uncompressed)
@@ -152,7 +153,7 @@ func bakeCacheKey(digest string, o bake.Options) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	files := []string{o.Kernel, o.Init}
+	files := []string{o.Kernel, o.Init, "/proc/self/exe"}
 	if k.ModulesDir != "" {
 		files = append(files, filepath.Join(k.ModulesDir, "modules.dep"))
 	}
