@@ -164,10 +164,16 @@ func (s *Store) removeStaleTemp() {
 	}
 	entries, _ := os.ReadDir(s.tmpDir())
 	for _, e := range entries {
-		if !e.IsDir() && strings.HasSuffix(e.Name(), ".new") {
+		if !e.IsDir() && isWriterTemp(e.Name()) {
 			os.Remove(filepath.Join(s.tmpDir(), e.Name()))
 		}
 	}
+}
+
+// isWriterTemp reports whether name is a temporary file of writeAtomic (atomicfile names them
+// .<base>.tmp-<random>): index.json's or oci-layout's.
+func isWriterTemp(name string) bool {
+	return strings.HasPrefix(name, ".index.json.tmp-") || strings.HasPrefix(name, ".oci-layout.tmp-")
 }
 
 // Problem is one inconsistency Check found.

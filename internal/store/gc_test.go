@@ -60,7 +60,7 @@ func TestGC(t *testing.T) {
 	}
 	// Leftovers of killed processes.
 	os.MkdirAll(filepath.Join(s.tmpDir(), "tx-killed"), 0o700)
-	os.WriteFile(filepath.Join(s.tmpDir(), "index.json.new"), []byte("{"), 0o644)
+	os.WriteFile(filepath.Join(s.tmpDir(), ".index.json.tmp-123456"), []byte("{"), 0o644)
 	os.WriteFile(filepath.Join(s.blobsDir(), "not-a-digest"), nil, 0o644)
 
 	var want []v1.Hash

@@ -32,7 +32,26 @@ func (s *Store) readIndex() (*v1.IndexManifest, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read index %s: %w", s.path("index.json"), err)
 	}
+	if err := checkIndex(b, idx); err != nil {
+		return nil, fmt.Errorf("read index %s: %w (restore it, or remove it with the blobs to start over)", s.path("index.json"), err)
+	}
 	return idx, nil
+}
+
+// checkIndex refuses JSON that parses but is no OCI index ({}, null): read as an index with
+// no tags, it would make every blob garbage to the next gc.
+func checkIndex(b []byte, idx *v1.IndexManifest) error {
+	if idx == nil || idx.SchemaVersion != 2 {
+		return fmt.Errorf("not an OCI image index (schemaVersion is not 2)")
+	}
+	var keys map[string]json.RawMessage
+	if err := json.Unmarshal(b, &keys); err != nil {
+		return err
+	}
+	if m, ok := keys["manifests"]; !ok || string(m) == "null" {
+		return fmt.Errorf("not an OCI image index (no manifests array)")
+	}
+	return nil
 }
 
 // updateIndex runs fn on index.json as it is under index.lock and writes the
@@ -220,6 +239,13 @@ func (s *Store) Tag(src, dst string) error {
 		d, _, err := s.resolveIn(idx, src)
 		if err != nil {
 			return err
+		}
+		// A manifest found by digest may have come without all of its blobs (a killed
+		// transaction's): a tag must not make such an image look whole.
+		var problems []Problem
+		s.checkManifestTree(ref, d, "manifest", &problems)
+		if len(problems) > 0 {
+			return fmt.Errorf("tag %s: image %s is incomplete: %s", ref, d.Digest, problems[0].Err)
 		}
 		setTag(idx, ref, d)
 		return nil

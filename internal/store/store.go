@@ -9,7 +9,7 @@
 //	                     org.opencontainers.image.ref.name = "name:tag"
 //	blobs/sha256/<hex>   every blob once, mode 0444, never modified
 //	tmp/tx-<random>/     staging dir of a running transaction (flocked)
-//	tmp/*.new            temporary files of index.json writers (under index.lock)
+//	tmp/.index.json.tmp-*  temporary files of index.json writers (under index.lock)
 //	gc.lock              flock: shared by transactions, tag, check and unpack; exclusive by gc
 //	index.lock           flock: exclusive while index.json is read-modified-written
 //
@@ -158,6 +158,12 @@ func (s *Store) initFiles() error {
 		return err
 	}
 	if _, err := os.Stat(s.path("index.json")); errors.Is(err, os.ErrNotExist) {
+		// A store with blobs but no index lost its tags: an empty one would make every blob
+		// garbage to the next gc.
+		if blobs, _ := os.ReadDir(s.blobsDir()); len(blobs) > 0 {
+			return fmt.Errorf("%s is missing but %s holds %d blobs: restore it (or remove the store to start over)",
+				s.path("index.json"), s.blobsDir(), len(blobs))
+		}
 		if err := s.writeAtomic("index.json", []byte(emptyIndex+"\n")); err != nil {
 			return err
 		}

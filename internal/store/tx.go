@@ -6,16 +6,19 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash"
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/kiln-project/kiln/internal/atomicfile"
 	"github.com/kiln-project/kiln/internal/flock"
@@ -330,9 +333,12 @@ func (tx *Tx) Commit() error {
 	return nil
 }
 
+// publishBlobs moves the staged blobs into blobs/, those a manifest names before the manifest
+// and image manifests before indexes: a process killed midway leaves no manifest whose blobs
+// are not all there (see publishOrder).
 func (tx *Tx) publishBlobs() error {
 	renamed := false
-	for h := range tx.staged {
+	for _, h := range tx.publishOrder() {
 		dst := filepath.Join(tx.s.blobsDir(), h.Hex)
 		if _, err := os.Lstat(dst); err == nil {
 			continue // committed meanwhile by someone else: same bytes
@@ -346,6 +352,62 @@ func (tx *Tx) publishBlobs() error {
 		return atomicfile.SyncDir(tx.s.blobsDir())
 	}
 	return nil
+}
+
+// publishOrder is the staged blobs sorted for publishBlobs: layers and configs, then image
+// manifests, then indexes (a small JSON blob is looked at to know which it is), by digest within
+// each group so that the order does not depend on the map's.
+func (tx *Tx) publishOrder() []v1.Hash {
+	rank := func(h v1.Hash, size int64) int {
+		if size > maxMetaSize {
+			return 0
+		}
+		b, err := os.ReadFile(filepath.Join(tx.dir, h.Hex))
+		if err != nil {
+			return 0
+		}
+		return manifestRank(b)
+	}
+	type blob struct {
+		h    v1.Hash
+		rank int
+	}
+	var blobs []blob
+	for h, size := range tx.staged {
+		blobs = append(blobs, blob{h, rank(h, size)})
+	}
+	slices.SortFunc(blobs, func(a, b blob) int {
+		if a.rank != b.rank {
+			return a.rank - b.rank
+		}
+		return strings.Compare(a.h.Hex, b.h.Hex)
+	})
+	out := make([]v1.Hash, len(blobs))
+	for i, b := range blobs {
+		out[i] = b.h
+	}
+	return out
+}
+
+// manifestRank is 2 for an image index, 1 for an image manifest, 0 for anything else (an image
+// config has a "config" key too, but no "layers").
+func manifestRank(b []byte) int {
+	var probe struct {
+		MediaType types.MediaType `json:"mediaType"`
+		Config    json.RawMessage `json:"config"`
+		Layers    json.RawMessage `json:"layers"`
+		Manifests json.RawMessage `json:"manifests"`
+	}
+	if json.Unmarshal(b, &probe) != nil {
+		return 0
+	}
+	switch {
+	case probe.MediaType.IsIndex() || probe.Manifests != nil:
+		return 2
+	case probe.MediaType.IsImage() || probe.Config != nil && probe.Layers != nil:
+		return 1
+	}
+	return 0
 }
 
 // Abort drops everything staged and releases the locks. It is a no-op after

@@ -345,7 +345,10 @@ func (tx *Tx) copyLayer(r io.Reader, desc v1.Descriptor, diffID v1.Hash, stage b
 		}
 	}
 	in := counter{h: sha256.New()}
-	tee := io.TeeReader(br, io.MultiWriter(&in, sink))
+	// A failure to read the source or to write the staging file (a full disk) is the error to
+	// report, not the mismatch of a digest taken over part of the content.
+	src, staged := &firstErr{r: br}, &firstErr{w: sink}
+	tee := io.TeeReader(src, io.MultiWriter(&in, staged))
 	diff := sha256.New()
 	streamErr := checkStream(tee, comp, diff)
 	// Read what the decompressor left, so that a mismatch is reported as one.
@@ -354,6 +357,12 @@ func (tx *Tx) copyLayer(r io.Reader, desc v1.Descriptor, diffID v1.Hash, stage b
 	}
 	if err := tx.ctx.Err(); err != nil {
 		return desc, err
+	}
+	if src.err != nil {
+		return desc, fmt.Errorf("read: %w", src.err)
+	}
+	if staged.err != nil {
+		return desc, fmt.Errorf("stage in %s: %w", tx.dir, staged.err)
 	}
 	if got := in.digest(); got != desc.Digest {
 		return desc, fmt.Errorf("content hashes to %s", got)
@@ -437,4 +446,27 @@ func hashOf(h hash.Hash) v1.Hash {
 func sha256Of(b []byte) v1.Hash {
 	sum := sha256.Sum256(b)
 	return v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(sum[:])}
+}
+
+// firstErr is a reader or a writer that keeps the first error it returned other than io.EOF.
+type firstErr struct {
+	r   io.Reader
+	w   io.Writer
+	err error
+}
+
+func (f *firstErr) Read(p []byte) (int, error) {
+	n, err := f.r.Read(p)
+	if err != nil && err != io.EOF && f.err == nil {
+		f.err = err
+	}
+	return n, err
+}
+
+func (f *firstErr) Write(p []byte) (int, error) {
+	n, err := f.w.Write(p)
+	if err != nil && f.err == nil {
+		f.err = err
+	}
+	return n, err
 }
