@@ -19,6 +19,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
+	"github.com/kiln-project/kiln/internal/flock"
 	"github.com/kiln-project/kiln/internal/layer"
 	"github.com/kiln-project/kiln/internal/runspec"
 	"github.com/kiln-project/kiln/internal/runtime"
@@ -62,6 +63,7 @@ func (s *stepper) runSteps(ctx context.Context, img v1.Image) (v1.Image, []*buil
 		return nil, nil, err
 	}
 	s.opts.WorkDir = wd
+	s.removeStale()
 	var layers []*builtLayer
 	for i, st := range s.sp.Steps {
 		l, err := s.step(ctx, img, i, st)
@@ -80,6 +82,18 @@ func (s *stepper) runSteps(ctx context.Context, img v1.Image) (v1.Image, []*buil
 		layers = append(layers, l)
 	}
 	return img, layers, nil
+}
+
+// removeStale removes the step directories of killed builds. It only logs what goes wrong: a
+// leftover costs disk space until the next build or kiln gc, not this build.
+func (s *stepper) removeStale() {
+	rep, err := RemoveStaleSteps(s.opts.WorkDir)
+	for _, d := range rep.Dirs {
+		s.opts.Log.Info("removed the directory of a killed build step", "dir", d)
+	}
+	if err != nil {
+		s.opts.Log.Warn("could not remove the directories of killed build steps", "err", err)
+	}
 }
 
 // step returns the layer of step i on img: from the build cache, or by running it.
@@ -155,11 +169,14 @@ func (s *stepper) run(ctx context.Context, img v1.Image, cfg *v1.ConfigFile, ev 
 	if err := os.MkdirAll(s.opts.WorkDir, 0o700); err != nil {
 		return layer.Written{}, err
 	}
-	work, err := os.MkdirTemp(s.opts.WorkDir, "step-")
+	work, lock, err := makeStepDir(s.opts.WorkDir)
 	if err != nil {
 		return layer.Written{}, err
 	}
-	defer os.RemoveAll(work)
+	defer func() {
+		os.RemoveAll(work)
+		flock.Unlock(lock) // after: an unlocked step dir is anyone's to remove
+	}()
 	c, err := s.container(work, dirs, cfg, st)
 	if err != nil {
 		return layer.Written{}, s.sp.At(st.Pos, err)

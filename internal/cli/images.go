@@ -12,14 +12,16 @@ import (
 	"github.com/kiln-project/kiln/internal/store"
 )
 
-// imageRow is one tag in `kiln images`.
+// imageRow is one tag in `kiln images`. Created, Size and Layers are null for an image that
+// cannot be read (a blob missing or corrupt); Error then says why.
 type imageRow struct {
-	Name    string    `json:"name"`
-	Tag     string    `json:"tag"`
-	Digest  string    `json:"digest"`
-	Created time.Time `json:"created"`
-	Size    int64     `json:"size"` // manifest, config and compressed layers
-	Layers  int       `json:"layers"`
+	Name    string     `json:"name"`
+	Tag     string     `json:"tag"`
+	Digest  string     `json:"digest"`
+	Created *time.Time `json:"created"`
+	Size    *int64     `json:"size"` // manifest, config and compressed layers
+	Layers  *int       `json:"layers"`
+	Error   string     `json:"error,omitempty"`
 }
 
 func newImages(e *env) *cobra.Command {
@@ -40,17 +42,23 @@ func newImages(e *env) *cobra.Command {
 			}
 			switch format {
 			case "json":
-				return writeJSON(e, rows)
+				err = writeJSON(e, rows)
 			case "table", "":
-				return imagesTable(e, rows)
+				err = imagesTable(e, rows)
+			default:
+				return fmt.Errorf("--format %q: want table or json", format)
 			}
-			return fmt.Errorf("--format %q: want table or json", format)
+			if err != nil {
+				return err
+			}
+			return brokenImages(e, rows)
 		},
 	}
 	cmd.Flags().StringVar(&format, "format", "table", "output format: table or json")
 	return cmd
 }
 
+// imageRows lists every tag; an image that cannot be described still has its row, with the error.
 func imageRows(st *store.Store) ([]imageRow, error) {
 	tagged, err := st.List()
 	if err != nil {
@@ -58,15 +66,33 @@ func imageRows(st *store.Store) ([]imageRow, error) {
 	}
 	rows := make([]imageRow, 0, len(tagged))
 	for _, t := range tagged {
-		d, err := describe(st, t.Digest)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", t.Ref, err)
-		}
 		name, tag := splitRef(t.Ref)
-		rows = append(rows, imageRow{Name: name, Tag: tag, Digest: t.Digest.String(),
-			Created: d.Created, Size: d.Size, Layers: len(d.Layers)})
+		row := imageRow{Name: name, Tag: tag, Digest: t.Digest.String()}
+		if d, err := describe(st, t.Digest); err != nil {
+			row.Error = err.Error()
+		} else {
+			n := len(d.Layers)
+			row.Created, row.Size, row.Layers = &d.Created, &d.Size, &n
+		}
+		rows = append(rows, row)
 	}
 	return rows, nil
+}
+
+// brokenImages prints the error of each row that has one, after the listing, as ls does for an
+// entry it cannot read, and then fails: a script must not take a partial listing for a healthy store.
+func brokenImages(e *env, rows []imageRow) error {
+	broken := 0
+	for _, r := range rows {
+		if r.Error != "" {
+			fmt.Fprintf(e.stderr, "kiln: %s:%s: %s\n", r.Name, r.Tag, r.Error)
+			broken++
+		}
+	}
+	if broken > 0 {
+		return exitError{1}
+	}
+	return nil
 }
 
 // splitRef splits "name:tag" at the last colon after the last slash (so a registry's host:port
@@ -83,8 +109,11 @@ func imagesTable(e *env, rows []imageRow) error {
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 3, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tTAG\tDIGEST\tCREATED\tSIZE")
 	for _, r := range rows {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.Name, r.Tag, shortDigest(r.Digest),
-			r.Created.UTC().Format(time.RFC3339), size(r.Size))
+		created, sz := "?", "?"
+		if r.Error == "" {
+			created, sz = r.Created.UTC().Format(time.RFC3339), size(*r.Size)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.Name, r.Tag, shortDigest(r.Digest), created, sz)
 	}
 	return tw.Flush()
 }
