@@ -265,17 +265,19 @@ func (p *prepared) record(exit runtime.Exit) {
 
 // discard removes the container's record, its place on a network and the anonymous volumes
 // made for it.
-func (p *prepared) discard() {
-	s, err := p.rec.State()
+func (p *prepared) discard() { discardContainer(p.root, p.rec) }
+
+func discardContainer(root string, rec *container.Container) {
+	s, err := rec.State()
 	if err != nil || s.IPAddress != "" {
-		releaseNetwork(p.rec.ID())
+		releaseNetwork(rec.ID())
 	}
 	if err == nil && len(s.AnonVolumes) > 0 {
-		if vs, err := volume.Open(p.root); err == nil {
+		if vs, err := volume.Open(root); err == nil {
 			for _, v := range s.AnonVolumes {
 				vs.Remove(v, func(string) bool { return false })
 			}
 		}
 	}
-	p.rec.Remove()
+	rec.Remove()
 }

@@ -29,6 +29,7 @@ func newPs(e *env) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			states = reapAutoRemove(e, cs, states)
 			var shown []*container.State
 			for _, s := range states {
 				if all || s.Status == container.StatusRunning {
@@ -50,6 +51,22 @@ func newPs(e *env) *cobra.Command {
 	cmd.Flags().BoolVarP(&all, "all", "a", false, "show all containers, not only running ones")
 	cmd.Flags().StringVar(&format, "format", "table", "output format: table or json")
 	return cmd
+}
+
+// reapAutoRemove removes the --rm containers that exited with nobody left to remove them (their
+// kiln or monitor was killed), as Docker's daemon would have, and returns the other states.
+func reapAutoRemove(e *env, cs *container.Containers, states []*container.State) []*container.State {
+	var kept []*container.State
+	for _, s := range states {
+		if s.AutoRemove && s.Status == container.StatusExited && !container.Alive(s.MonitorPid, s.MonitorStart) {
+			if rec, err := cs.Get(s.ID); err == nil {
+				discardContainer(e.root, rec)
+				continue
+			}
+		}
+		kept = append(kept, s)
+	}
+	return kept
 }
 
 func psTable(e *env, states []*container.State) error {
