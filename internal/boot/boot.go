@@ -1,6 +1,7 @@
 // Package boot runs a bake (internal/bake) as a qemu microVM: the app's stdout and stderr on
-// the caller's, its exit status returned. It checks everything it can before qemu starts, and
-// qemu never outlives it (parent-death signal, killed on cancel or timeout).
+// the caller's, line by line, the caller's signals passed to the app, its exit status
+// returned. It checks everything it can before qemu starts, and qemu never outlives it
+// (parent-death signal, killed on cancel, timeout or a second SIGINT or SIGTERM).
 //
 //	code, err := boot.Run(ctx, boot.Options{Dir: "curl.vm", Stdout: os.Stdout, Stderr: os.Stderr})
 package boot
@@ -19,6 +20,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/kiln-project/kiln/internal/bake"
@@ -46,7 +48,11 @@ type Options struct {
 	Verbose bool          // kernel console to Stderr
 	Stdout  io.Writer
 	Stderr  io.Writer
-	Notice  func(string) // one-line notices (the TCG fallback); nil: none
+	Notice  func(string) // one-line notices (the TCG fallback, the guest's warnings); nil: none
+	// Signals are what the caller catches (signal.Notify) to pass to the app, as docker run
+	// does: each is sent to the app once kiln-init can take it, but for a second SIGINT or
+	// SIGTERM, which kills the VM. nil: none.
+	Signals <-chan os.Signal
 }
 
 // Run boots the bake and returns the app's exit status. An error comes with the status to
@@ -211,38 +217,36 @@ func appendModules(line, modules []string) []string {
 	return line
 }
 
-// run starts qemu, copies the app's output, and waits for it to power off.
+// run starts qemu, copies the app's output, passes signals in, and waits for it to power off.
 func (m *machine) run(ctx context.Context, o Options) (int, error) {
 	tail := &lineTail{max: 30}
 	var console io.Writer = tail
 	if o.Verbose {
-		console = o.Stderr
+		console = newLineWriter(o.Stderr) // whole lines between the app's stderr lines
 		o.Notice("qemu command: " + shellQuote(append([]string{m.qemu}, m.args()...)))
 	}
-	var status statusReader
+	status := newStatusReader()
 	var qemuOut strings.Builder
-	cmd, readers, err := m.start(&qemuOut)
+	cmd, ends, err := m.start(&qemuOut)
 	if err != nil {
 		return ExitFailed, err
 	}
 	var wg sync.WaitGroup
-	for i, w := range []io.Writer{o.Stdout, o.Stderr, &status, console} {
-		wg.Go(func() {
-			io.Copy(w, readers[i])
-			io.Copy(io.Discard, readers[i]) // a closed stdout must not stall the guest
-			readers[i].Close()
-		})
+	for i, w := range []io.Writer{newLineWriter(o.Stdout), newLineWriter(o.Stderr), status, console} {
+		wg.Go(func() { copyOut(w, ends[i]) })
 	}
-	timedOut := m.watch(ctx, cmd.Process, o.Timeout)
+	stop := supervise(ctx, cmd.Process, o, ends[2], status.ready)
 	werr := cmd.Wait()
 	wg.Wait()
+	killed := stop()
+	for _, w := range status.warnings {
+		o.Notice("the guest: " + w)
+	}
 	switch {
-	case timedOut():
-		return ExitFailed, fmt.Errorf("the VM did not power off within --timeout %s: killed", o.Timeout)
-	case ctx.Err() != nil:
-		return ExitFailed, fmt.Errorf("interrupted: VM killed")
-	case status.ok:
+	case status.ok: // even if a kill came after it: the app had finished
 		return status.code, nil
+	case killed != nil:
+		return ExitFailed, killed
 	case werr != nil:
 		return ExitFailed, fmt.Errorf("%s: %v: %s", QEMU, werr, strings.TrimSpace(qemuOut.String()))
 	}
@@ -255,54 +259,99 @@ func (m *machine) run(ctx context.Context, o Options) (int, error) {
 	return ExitFailed, errors.New(msg)
 }
 
-// start starts qemu with the write ends of four pipes as fds 3-6 (stdout, stderr, status,
-// console) and returns the read ends. qemu's own messages go to out; it gets SIGKILL if kiln
-// dies.
+// copyOut copies r to w until qemu closes r's other end. When w fails (a closed stdout), the
+// rest is read and dropped: it must not stall the guest.
+func copyOut(w io.Writer, r *os.File) {
+	io.Copy(w, r)
+	io.Copy(io.Discard, r)
+	r.Close()
+	if c, ok := w.(io.Closer); ok {
+		c.Close() // a lineWriter's last partial line
+	}
+}
+
+// start starts qemu with the write ends of three pipes (stdout, stderr, console) and one end of
+// a socket pair (status) as fds 3-6, and returns the other ends: stdout, stderr, status,
+// console. qemu's own messages go to out; it gets SIGKILL if kiln dies.
 func (m *machine) start(out io.Writer) (*exec.Cmd, []*os.File, error) {
-	readers, writers, err := pipes(4)
+	readers, writers, err := pipes(3)
 	if err != nil {
 		return nil, nil, err
 	}
-	cmd := exec.Command(m.qemu, m.args()...)
-	cmd.ExtraFiles = writers
-	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = dieWithParent()
-	err = cmd.Start()
-	closeAll(writers)
+	status, qemuStatus, err := socketPair()
 	if err != nil {
 		closeAll(readers)
+		closeAll(writers)
+		return nil, nil, err
+	}
+	ends := []*os.File{readers[0], readers[1], status, readers[2]}
+	given := []*os.File{writers[0], writers[1], qemuStatus, writers[2]}
+	cmd := exec.Command(m.qemu, m.args()...)
+	cmd.ExtraFiles = given
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.SysProcAttr = qemuAttr()
+	err = cmd.Start()
+	closeAll(given)
+	if err != nil {
+		closeAll(ends)
 		return nil, nil, fmt.Errorf("start %s: %w", m.qemu, err)
 	}
-	return cmd, readers, nil
+	return cmd, ends, nil
 }
 
-// watch kills qemu when ctx ends or the timeout passes; timedOut reports the latter.
-func (m *machine) watch(ctx context.Context, p *os.Process, timeout time.Duration) (timedOut func() bool) {
+// supervise passes o.Signals to the app over control, and kills qemu when ctx ends, the
+// timeout passes or a second SIGINT or SIGTERM comes. stop ends it and says why it killed qemu,
+// if it did.
+func supervise(ctx context.Context, p *os.Process, o Options, control io.Writer, ready <-chan struct{}) (stop func() error) {
 	var expired <-chan time.Time
-	if timeout > 0 {
-		t := time.NewTimer(timeout)
-		expired = t.C
+	if o.Timeout > 0 {
+		expired = time.After(o.Timeout)
 	}
-	var mu sync.Mutex
-	fired := false
-	done := make(chan struct{})
+	done, killed := make(chan struct{}), make(chan error, 1)
 	go func() {
-		select {
-		case <-ctx.Done():
-		case <-expired:
-			mu.Lock()
-			fired = true
-			mu.Unlock()
-		case <-done:
-			return
+		err := forward(ctx, o, expired, control, ready, done)
+		if err != nil {
+			p.Kill()
 		}
-		p.Kill()
+		killed <- err
 	}()
-	return func() bool {
-		close(done)
-		mu.Lock()
-		defer mu.Unlock()
-		return fired
+	return func() error { close(done); return <-killed }
+}
+
+// forward sends the signals to the app, holding them until the guest is ready, until done is
+// closed or qemu must be killed: it returns why.
+func forward(ctx context.Context, o Options, expired <-chan time.Time, control io.Writer, ready, done <-chan struct{}) error {
+	var held []syscall.Signal
+	isReady, interrupted := false, false
+	for {
+		select {
+		case <-done:
+			return nil
+		case <-ctx.Done():
+			return errors.New("interrupted: VM killed")
+		case <-expired:
+			return fmt.Errorf("the VM did not power off within --timeout %s: killed", o.Timeout)
+		case <-ready:
+			isReady, ready = true, nil
+		case s := <-o.Signals:
+			sig, ok := s.(syscall.Signal)
+			if !ok || !forwardable(sig) {
+				continue
+			}
+			if sig == syscall.SIGINT || sig == syscall.SIGTERM {
+				if interrupted {
+					return fmt.Errorf("a second SIGINT or SIGTERM (%v): VM killed", sig)
+				}
+				interrupted = true
+			}
+			held = append(held, sig)
+		}
+		if isReady {
+			for _, sig := range held {
+				fmt.Fprintf(control, "%s%d\n", bootconfig.SignalPrefix, int(sig))
+			}
+			held = nil
+		}
 	}
 }
 
@@ -325,11 +374,32 @@ func closeAll(fs []*os.File) {
 	}
 }
 
-// statusReader finds "kiln-exit N" in what the guest writes on the status port.
+// statusReader reads the lines kiln-init writes on the status port: ReadyLine closes ready,
+// warnings are kept, "kiln-exit N" is the status.
 type statusReader struct {
-	buf  []byte
-	ok   bool
-	code int
+	buf      []byte
+	ok       bool
+	code     int
+	ready    chan struct{}
+	isReady  bool
+	warnings []string
+}
+
+func newStatusReader() *statusReader {
+	return &statusReader{ready: make(chan struct{})}
+}
+
+func (s *statusReader) line(line string) {
+	if w, ok := strings.CutPrefix(line, bootconfig.WarningPrefix); ok {
+		s.warnings = append(s.warnings, w)
+	} else if v, ok := strings.CutPrefix(line, bootconfig.StatusPrefix); ok {
+		if n, err := strconv.Atoi(v); err == nil && !s.ok {
+			s.ok, s.code = true, n
+		}
+	} else if line == bootconfig.ReadyLine && !s.isReady {
+		s.isReady = true
+		close(s.ready)
+	}
 }
 
 func (s *statusReader) Write(p []byte) (int, error) {
@@ -340,11 +410,7 @@ func (s *statusReader) Write(p []byte) (int, error) {
 			break
 		}
 		s.buf = []byte(rest)
-		if v, ok := strings.CutPrefix(strings.TrimSpace(line), bootconfig.StatusPrefix); ok {
-			if n, err := strconv.Atoi(v); err == nil && !s.ok {
-				s.ok, s.code = true, n
-			}
-		}
+		s.line(strings.TrimSpace(line))
 	}
 	return len(p), nil
 }

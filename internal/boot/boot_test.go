@@ -21,7 +21,7 @@ func TestQEMUArgs(t *testing.T) {
 		"-chardev file,id=console,path=/dev/fd/6,append=on -serial chardev:console",
 		"-chardev file,id=stdout,path=/dev/fd/3,append=on -device isa-serial,chardev=stdout,iobase=0x2f8,irq=3",
 		"-chardev file,id=stderr,path=/dev/fd/4,append=on -device isa-serial,chardev=stderr,iobase=0x3e8,irq=4",
-		"-chardev file,id=status,path=/dev/fd/5,append=on -device isa-serial,chardev=status,iobase=0x2e8,irq=3",
+		"-chardev socket,id=status,fd=5 -device isa-serial,chardev=status,iobase=0x2e8,irq=3",
 		"-netdev user,id=net0,hostfwd=tcp:127.0.0.1:8080-:80 -device virtio-net-device,netdev=net0",
 		"-fsdev local,id=fs0,path=/srv/a,,b,security_model=none,readonly=on -device virtio-9p-device,fsdev=fs0,mount_tag=kiln0",
 	} {
@@ -85,14 +85,28 @@ func TestParsePortAndVolume(t *testing.T) {
 }
 
 func TestStatusReader(t *testing.T) {
-	var s statusReader
-	s.Write([]byte("noise\nkiln-ex"))
+	s := newStatusReader()
+	s.Write([]byte("noise\nkiln-rea"))
+	select {
+	case <-s.ready:
+		t.Fatal("ready before the line was complete")
+	default:
+	}
+	s.Write([]byte("dy\nkiln-warning output cut\nkiln-ex"))
 	if s.ok {
 		t.Fatal("status before the line was complete")
 	}
-	s.Write([]byte("it 42\nkiln-exit 7\n"))
+	s.Write([]byte("it 42\nkiln-ready\nkiln-exit 7\n"))
 	if !s.ok || s.code != 42 {
 		t.Errorf("status %v %d, want the first line's 42", s.ok, s.code)
+	}
+	select {
+	case <-s.ready:
+	default:
+		t.Error("kiln-ready did not make the reader ready")
+	}
+	if len(s.warnings) != 1 || s.warnings[0] != "output cut" {
+		t.Errorf("warnings %q, want [output cut]", s.warnings)
 	}
 }
 

@@ -8,7 +8,8 @@ import (
 	"github.com/kiln-project/kiln/internal/bootconfig"
 )
 
-// The file descriptors qemu inherits (exec.Cmd.ExtraFiles start at 3): pipes that kiln reads.
+// The file descriptors qemu inherits (exec.Cmd.ExtraFiles start at 3): pipes that kiln reads,
+// and for the status port one end of a socket pair, which kiln also writes to.
 const (
 	fdStdout  = 3
 	fdStderr  = 4
@@ -31,7 +32,8 @@ type machine struct {
 // args is qemu's command line: a microvm (virtio-mmio devices, no PCI, no firmware tables
 // beyond ACPI), no default devices, no monitor; the kernel console on the first ISA serial
 // port, the app's stdout, stderr and exit status on three more (bootconfig's ports: built into
-// every x86 kernel, so the guest loads no module and waits for nothing to reach them).
+// every x86 kernel, so the guest loads no module and waits for nothing to reach them). The
+// status port goes both ways: kiln sends the app's signals on it.
 func (m *machine) args() []string {
 	a := []string{
 		"-M", "microvm", "-accel", m.accel,
@@ -48,7 +50,11 @@ func (m *machine) args() []string {
 		port bootconfig.Port
 		fd   int
 	}{{"stdout", bootconfig.PortStdout, fdStdout}, {"stderr", bootconfig.PortStderr, fdStderr}, {"status", bootconfig.PortStatus, fdStatus}} {
-		a = append(a, "-chardev", chardevFD(p.id, p.fd),
+		dev := chardevFD(p.id, p.fd)
+		if p.fd == fdStatus {
+			dev = chardevSocket(p.id, p.fd)
+		}
+		a = append(a, "-chardev", dev,
 			"-device", fmt.Sprintf("isa-serial,chardev=%s,iobase=%#x,irq=%d", p.id, p.port.IOBase, p.port.IRQ))
 	}
 	if m.network {
@@ -71,6 +77,11 @@ func (m *machine) args() []string {
 // chardevFD is a chardev writing into an inherited file descriptor.
 func chardevFD(id string, fd int) string {
 	return fmt.Sprintf("file,id=%s,path=/dev/fd/%d,append=on", id, fd)
+}
+
+// chardevSocket is a chardev on an inherited, connected socket: both directions.
+func chardevSocket(id string, fd int) string {
+	return fmt.Sprintf("socket,id=%s,fd=%d", id, fd)
 }
 
 // volumeTag is the 9P mount tag of the i-th volume.

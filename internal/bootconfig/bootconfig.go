@@ -24,7 +24,7 @@ type Port struct {
 var (
 	PortStdout = Port{"/dev/ttyS1", 0x2f8, 3} // the app's standard output
 	PortStderr = Port{"/dev/ttyS2", 0x3e8, 4} // the app's standard error
-	PortStatus = Port{"/dev/ttyS3", 0x2e8, 3} // one line, StatusPrefix and the exit status, before power-off
+	PortStatus = Port{"/dev/ttyS3", 0x2e8, 3} // both ways: kiln-init's lines to the host, the host's requests to it
 )
 
 // UARTsParam, on the kernel command line, makes the 8250 driver register the four ports
@@ -32,8 +32,16 @@ var (
 // ttyS1-3 out and the app's output on the console).
 const UARTsParam = "8250.nr_uarts=4"
 
-// StatusPrefix starts the line kiln-init writes on PortStatus: "kiln-exit 3\n".
-const StatusPrefix = "kiln-exit "
+// The lines on PortStatus, each ended by "\n". From kiln-init: ReadyLine once it reads the
+// port (after the app has started), any WarningPrefix lines, then StatusPrefix and the exit
+// status ("kiln-exit 3") before it powers off. From the host, after ReadyLine only:
+// SignalPrefix and a signal number ("kiln-signal 15"), sent on to the app.
+const (
+	StatusPrefix  = "kiln-exit "
+	ReadyLine     = "kiln-ready"
+	WarningPrefix = "kiln-warning "
+	SignalPrefix  = "kiln-signal "
+)
 
 // Config is what kiln-init runs and how it sets up the guest.
 type Config struct {

@@ -5,8 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -100,7 +103,39 @@ func bootTarget(ctx context.Context, e *env, f *bootFlags, target string, args [
 	if o.Dir, err = bakedDir(ctx, e, &f.bake, target); err != nil {
 		return boot.ExitFailed, err
 	}
-	return boot.Run(ctx, o)
+	return bootForeground(ctx, o)
+}
+
+// bootForeground boots with kiln's signals going to the app, as kiln run's do: from here a
+// SIGINT or SIGTERM no longer ends kiln through ctx (main cancels it on one) but is the app's,
+// and a second one kills the VM (see boot.Options.Signals).
+func bootForeground(ctx context.Context, o boot.Options) (int, error) {
+	sigs := make(chan os.Signal, 32)
+	signal.Notify(sigs, bootSignals()...)
+	defer signal.Stop(sigs)
+	if ctx.Err() != nil { // a signal while baking: nothing has started
+		return boot.ExitFailed, errors.New("interrupted")
+	}
+	o.Signals = sigs
+	return boot.Run(context.WithoutCancel(ctx), o)
+}
+
+// bootSignals are the signals kiln boot passes to the app: every one a process is sent to ask
+// something of it, standard and real-time. Not those that stay kiln's: SIGPIPE (kiln's output
+// was closed: it ends, as any filter does, and qemu with it), SIGCHLD, SIGURG and SIGPROF (its
+// own child and runtime), SIGWINCH (the guest has no terminal), job control (^Z stops kiln), the
+// faults, nor 32 and 33 (the C library's).
+func bootSignals() []os.Signal {
+	kilns := []syscall.Signal{syscall.SIGKILL, syscall.SIGSTOP, syscall.SIGPIPE, syscall.SIGCHLD, syscall.SIGURG,
+		syscall.SIGPROF, syscall.SIGWINCH, syscall.SIGTSTP, syscall.SIGTTIN, syscall.SIGTTOU,
+		syscall.SIGILL, syscall.SIGSEGV, syscall.SIGBUS, syscall.SIGFPE, syscall.SIGTRAP, syscall.SIGSYS, 32, 33}
+	var sigs []os.Signal
+	for s := syscall.Signal(1); s <= 64; s++ {
+		if !slices.Contains(kilns, s) {
+			sigs = append(sigs, s)
+		}
+	}
+	return sigs
 }
 
 // hostEnv completes -e NAME (no =) from kiln's own environment, as docker run does.

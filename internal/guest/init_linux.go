@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -16,12 +17,13 @@ import (
 	"github.com/kiln-project/kiln/internal/bootconfig"
 )
 
-// How long kiln-init waits for a NIC to appear after its driver loads, and for the app's
-// output to reach the ports once every process has gone.
+// How long kiln-init waits for a NIC to appear after its driver loads, and, once every process
+// has gone, how long the app's output may go without moving (to the ports, out of the UARTs)
+// before kiln-init gives up on it: output that moves is waited for, however much is left.
 const (
 	nicWait   = 2 * time.Second
-	relayWait = 2 * time.Second
-	portWait  = 2 * time.Second // for the status line and the UARTs to empty
+	relayIdle = 2 * time.Second
+	portIdle  = 2 * time.Second
 )
 
 // guest is the state PID 1 carries from one step to the next.
@@ -31,8 +33,11 @@ type guest struct {
 	cfg     *bootconfig.Config
 	cfgErr  error // a wrong command line, reported once the ports are open
 
-	stdout, stderr, status *os.File       // the serial ports; nil when the host gave none, status until written
+	stdout, stderr, status *os.File       // the serial ports; nil when the host gave none, status until opened
+	statusOnce             sync.Once      // opens status (statusPort)
 	relays                 sync.WaitGroup // copying the app's pipes to stdout and stderr
+	relayed                atomic.Int64   // bytes the relays have written to the ports
+	warnings               []string       // for the host, written before the status line
 
 	sigs chan os.Signal // SIGCHLD and the forwarded signals, caught from the start
 }
@@ -142,7 +147,7 @@ func (g *guest) openPorts() error {
 	}
 	var err error
 	for i, f := range []**os.File{&g.stdout, &g.stderr} {
-		if *f, err = openPort(ports[i]); err != nil {
+		if *f, err = openPort(ports[i], os.O_WRONLY); err != nil {
 			return err
 		}
 	}
@@ -176,6 +181,7 @@ func (g *guest) runApp() int {
 		}
 		return StatusSetupFailed
 	}
+	go g.listen()
 	status := superviseApp(app, g.sigs)
 	g.log("app exited with status " + strconv.Itoa(status))
 	return status
@@ -191,20 +197,58 @@ func (g *guest) relay(port *os.File) (*os.File, error) {
 	g.relays.Add(1)
 	go func() {
 		defer g.relays.Done()
-		io.Copy(port, r)
+		g.copyToPort(port, r)
 		r.Close()
 	}()
 	return w, nil
 }
 
-// waitRelays waits, at most wait, until the app's output has been copied to the ports.
-func (g *guest) waitRelays(wait time.Duration) {
+// copyToPort copies r to port, counting in g.relayed. Not io.Copy: a write to a port returns
+// once the UART has taken all but its buffer's worth, and small writes keep the count moving
+// on a slow one.
+func (g *guest) copyToPort(port io.Writer, r io.Reader) {
+	buf := make([]byte, 4096)
+	for {
+		n, err := r.Read(buf)
+		if n > 0 {
+			if _, werr := port.Write(buf[:n]); werr != nil {
+				return
+			}
+			g.relayed.Add(int64(n))
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// waitRelays waits until the app's output has been copied to the ports, giving up when no
+// byte has moved for idle (what is left running and cannot be killed holds a pipe open).
+func (g *guest) waitRelays(idle time.Duration) {
 	done := make(chan struct{})
 	go func() { g.relays.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(wait):
-		g.log("the app's output was still being copied after " + wait.String())
+	if !waitProgress(done, g.relayed.Load, idle) {
+		g.warn("the app's output stopped moving to the serial ports for " + idle.String() + ": the rest of it is lost")
+	}
+}
+
+// waitProgress waits until done is closed, or until progress has not changed for idle; it
+// reports whether done was closed.
+func waitProgress(done <-chan struct{}, progress func() int64, idle time.Duration) bool {
+	tick := time.NewTicker(idle / 4)
+	defer tick.Stop()
+	last, moved := progress(), time.Now()
+	for {
+		select {
+		case <-done:
+			return true
+		case now := <-tick.C:
+			if n := progress(); n != last {
+				last, moved = n, now
+			} else if now.Sub(moved) >= idle {
+				return false
+			}
+		}
 	}
 }
 
@@ -212,8 +256,8 @@ func (g *guest) waitRelays(wait time.Duration) {
 // filesystems synced, and the machine powered off. It never returns.
 func (g *guest) poweroff(status int) {
 	killRest(time.Second)
-	g.waitRelays(relayWait) // every writer is gone: the pipes end
-	g.finishPorts(status, portWait)
+	g.waitRelays(relayIdle) // every writer is gone: the pipes end
+	g.finishPorts(status, portIdle)
 	unix.Sync()
 	err := unix.Reboot(unix.LINUX_REBOOT_CMD_POWER_OFF)
 	fmt.Fprintf(g.console, "kiln-init: power off: %v\n", err)
@@ -223,34 +267,43 @@ func (g *guest) poweroff(status int) {
 	}
 }
 
-// finishPorts writes the status and waits until the ports' UARTs have sent everything, at
-// most wait: a port that never empties (a VMM that stops taking its bytes) must not keep PID 1
-// from powering off. Both block, so they run aside; if they are still blocked, the power-off
-// goes ahead without them.
-func (g *guest) finishPorts(status int, wait time.Duration) {
-	done := make(chan struct{})
-	go func() {
-		g.writeStatus(status)
-		for _, f := range []*os.File{g.stdout, g.stderr, g.status} {
-			drain(f) // out of the UARTs before the machine stops
-		}
-		close(done)
-	}()
-	select {
-	case <-done:
-	case <-time.After(wait):
-		g.log("the serial ports were still sending after " + wait.String())
+// finishPorts waits until the app's output has left the UARTs, then writes the warnings and the
+// status and waits until they have left too: out of the UARTs before the machine stops. Each
+// wait gives up when nothing has left for idle: a port that never empties (a VMM that stops
+// taking its bytes) must not keep PID 1 from powering off. Writes and drains block, so they
+// run aside; if they are still blocked, the power-off goes ahead without them.
+func (g *guest) finishPorts(status int, idle time.Duration) {
+	if !g.whileSending(idle, func() { drain(g.stdout); drain(g.stderr) }, g.stdout, g.stderr) {
+		g.warn("the app's output stopped leaving the serial ports for " + idle.String() + ": its end may be lost")
+	}
+	if !g.whileSending(idle, func() { g.writeStatus(status); drain(g.status) }, g.status) {
+		g.log("the status port stopped sending for " + idle.String())
 	}
 }
 
-// writeStatus opens the status port and writes the status line on it, or on the console when
-// there is no port.
+// whileSending runs send aside and waits for it while the ports' UARTs keep sending; it
+// reports whether send finished.
+func (g *guest) whileSending(idle time.Duration, send func(), ports ...*os.File) bool {
+	done := make(chan struct{})
+	go func() { send(); close(done) }()
+	return waitProgress(done, func() int64 { return unsent(ports...) }, idle)
+}
+
+// warn logs msg and keeps it for the host, which shows it.
+func (g *guest) warn(msg string) {
+	g.log(msg)
+	g.warnings = append(g.warnings, msg)
+}
+
+// writeStatus writes the warnings and the status line on the status port, or on the console
+// when there is no port.
 func (g *guest) writeStatus(status int) {
-	line := StatusLine(status)
-	if g.status == nil && hasPort("/sys", bootconfig.PortStatus) {
-		g.status, _ = openPort(bootconfig.PortStatus)
+	var line string
+	for _, w := range g.warnings {
+		line += bootconfig.WarningPrefix + w + "\n"
 	}
-	if g.status != nil {
+	line += StatusLine(status)
+	if g.statusPort() != nil {
 		if _, err := io.WriteString(g.status, line); err == nil {
 			return
 		}

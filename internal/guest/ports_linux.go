@@ -18,10 +18,11 @@ func hasPort(sys string, p bootconfig.Port) bool {
 	return err == nil && strings.TrimSpace(string(b)) != "0"
 }
 
-// openPort opens a port for writing, raw: a serial line is a terminal, whose defaults would
-// turn "\n" into "\r\n" and echo. Writes block, as tcdrain at the end relies on.
-func openPort(p bootconfig.Port) (*os.File, error) {
-	f, err := os.OpenFile(p.Device, os.O_WRONLY|unix.O_NOCTTY, 0)
+// openPort opens a port (flag: os.O_WRONLY, or os.O_RDWR for the status port, which the host
+// also writes to), raw: a serial line is a terminal, whose defaults would turn "\n" into "\r\n"
+// and echo what comes in. Reads and writes block, as tcdrain at the end relies on.
+func openPort(p bootconfig.Port, flag int) (*os.File, error) {
+	f, err := os.OpenFile(p.Device, flag|unix.O_NOCTTY, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -46,6 +47,7 @@ func makeRaw(t *unix.Termios) {
 	t.Lflag &^= unix.ECHO | unix.ECHONL | unix.ICANON | unix.ISIG | unix.IEXTEN
 	t.Cflag &^= unix.CSIZE | unix.PARENB | unix.CRTSCTS
 	t.Cflag |= unix.CS8 | unix.CLOCAL
+	t.Cc[unix.VMIN], t.Cc[unix.VTIME] = 1, 0 // a read returns what has come, without a timer
 }
 
 // drain waits until what was written to f has left the UART (tcdrain). A signal ends the
@@ -56,4 +58,16 @@ func drain(f *os.File) {
 	}
 	for unix.IoctlSetInt(int(f.Fd()), unix.TCSBRK, 1) == unix.EINTR {
 	}
+}
+
+// unsent is how many bytes written to the ports have not left their UARTs yet (TIOCOUTQ).
+func unsent(fs ...*os.File) int64 {
+	var n int64
+	for _, f := range fs {
+		if f != nil {
+			q, _ := unix.IoctlGetInt(int(f.Fd()), unix.TIOCOUTQ)
+			n += int64(q)
+		}
+	}
+	return n
 }

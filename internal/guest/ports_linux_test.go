@@ -5,6 +5,8 @@ import (
 	"io"
 	"os"
 	"strconv"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -42,7 +44,7 @@ func TestOpenPortIsRaw(t *testing.T) {
 	}
 	defer s.Close()
 	setCflag(t, s, unix.CRTSCTS, 0)
-	f, err := openPort(bootconfig.Port{Device: slave})
+	f, err := openPort(bootconfig.Port{Device: slave}, os.O_WRONLY)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +74,7 @@ func TestOpenPortIsRaw(t *testing.T) {
 // must not keep PID 1 from powering off.
 func TestFinishPortsOnWedgedPort(t *testing.T) {
 	_, slave := openPty(t)
-	f, err := openPort(bootconfig.Port{Device: slave})
+	f, err := openPort(bootconfig.Port{Device: slave}, os.O_WRONLY)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,5 +109,47 @@ func setCflag(t *testing.T, f *os.File, set, clear uint32) {
 func stop(t *testing.T, f *os.File) {
 	if err := unix.IoctlSetInt(int(f.Fd()), unix.TCXONC, unix.TCOOFF); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestWaitRelaysWarnsWhenStuck: output that stops moving (a port that takes no more) is given
+// up after the idle time, and the host is told.
+func TestWaitRelaysWarnsWhenStuck(t *testing.T) {
+	_, slave := openPty(t)
+	f, err := openPort(bootconfig.Port{Device: slave}, os.O_WRONLY)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	stop(t, f)
+	g := &guest{console: io.Discard}
+	w, err := g.relay(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { w.Write(bytes.Repeat([]byte("x"), 1<<16)); w.Close() }()
+	g.waitRelays(100 * time.Millisecond)
+	if len(g.warnings) != 1 || !strings.Contains(g.warnings[0], "stopped moving") {
+		t.Errorf("warnings %q, want one saying the output stopped", g.warnings)
+	}
+}
+
+// TestWaitProgress: a wait that keeps seeing progress goes on past the idle time; one that
+// sees none ends after it.
+func TestWaitProgress(t *testing.T) {
+	var n atomic.Int64
+	done := make(chan struct{})
+	go func() {
+		for range 30 { // 300 ms of progress, three times the idle time
+			time.Sleep(10 * time.Millisecond)
+			n.Add(1)
+		}
+		close(done)
+	}()
+	if !waitProgress(done, n.Load, 100*time.Millisecond) {
+		t.Error("gave up while there was progress")
+	}
+	if waitProgress(make(chan struct{}), n.Load, 100*time.Millisecond) {
+		t.Error("done without done")
 	}
 }
