@@ -37,7 +37,9 @@ are kiln's; kiln's exit status is the app's (125 when kiln, qemu or the guest fa
 used when it works; otherwise (or with --accel tcg) qemu emulates, with a notice. Kernel messages
 show only with --verbose. ARGs after -- replace the image's cmd, after its entrypoint, as with
 docker run. -e, -v and ARGs reach kiln-init on the kernel command line, over the baked
-configuration. See docs/boot.md.`,
+configuration (visible in the host's process list: no place for secrets). Signals sent to kiln
+(SIGTERM, ^C, SIGHUP, SIGUSR1...) are passed to the app, as docker run does; a second SIGINT or
+SIGTERM kills the VM. See docs/boot.md.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var appArgs []string
