@@ -69,6 +69,8 @@ while [ $# -gt 0 ]; do
 	# --verbose adds loglevel=7, which the timed boots (not verbose) do not have: with it the
 	# peer's kernel would print its whole log, some 250 lines, on the emulated serial console.
 	-append) peer+=(-append "${2/ loglevel=7/}"); shift 2; continue ;;
+	# kiln's status port is a socket pair kiln holds; the peer's init never uses the port.
+	-chardev) peer+=(-chardev "${2/socket,id=status,fd=5/null,id=status}"); shift 2; continue ;;
 	esac
 	peer+=("$1")
 	shift
