@@ -32,6 +32,9 @@ type prepared struct {
 	// lockedThread: the caller (a monitor) is locked to the thread that will wait for the
 	// container; see runtime.Config.LockedThread.
 	lockedThread bool
+	// discardAtExit: kiln run --rm in the foreground, where kiln itself waits for the exit
+	// status: the record goes without first saying how the container ended.
+	discardAtExit bool
 }
 
 const (
@@ -74,7 +77,7 @@ func prepare(ctx context.Context, e *env, f *runFlags, image string, args []stri
 	if err != nil {
 		return nil, err
 	}
-	p := &prepared{rec: rec, root: e.root}
+	p := &prepared{rec: rec, root: e.root, discardAtExit: f.rm && !f.detach}
 	defer func() {
 		if err != nil {
 			p.discard()
@@ -248,6 +251,11 @@ func (p *prepared) finish(ctr *runtime.Container) int {
 // record writes how the container ended, releases its network, and removes it if it was run
 // with --rm.
 func (p *prepared) record(exit runtime.Exit) {
+	if p.discardAtExit {
+		s, err := p.rec.Saved()
+		discardState(p.root, p.rec, s, err)
+		return
+	}
 	var auto, bridged bool
 	p.rec.Update(func(s *container.State) error {
 		s.Status, s.ExitCode, s.Finished = container.StatusExited, exit.Code, time.Now().UTC()
@@ -269,6 +277,11 @@ func (p *prepared) discard() { discardContainer(p.root, p.rec) }
 
 func discardContainer(root string, rec *container.Container) {
 	s, err := rec.State()
+	discardState(root, rec, s, err)
+}
+
+// discardState is discardContainer given the container's state s as read (err if it could not be).
+func discardState(root string, rec *container.Container, s *container.State, err error) {
 	if err != nil || s.IPAddress != "" {
 		releaseNetwork(rec.ID())
 	}

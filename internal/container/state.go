@@ -166,6 +166,10 @@ func (c *Container) update(f func(*State) error) (*State, error) {
 	return st, nil
 }
 
+// Saved returns the record as last written, without checking the processes it names: for the
+// monitor itself, which State would wait for to record the exit.
+func (c *Container) Saved() (*State, error) { return c.read() }
+
 func (c *Container) read() (*State, error) {
 	b, err := os.ReadFile(filepath.Join(c.dir, "state.json"))
 	if errors.Is(err, fs.ErrNotExist) {

@@ -6,6 +6,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	goruntime "runtime"
+	"sync"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
@@ -40,11 +42,25 @@ func StartEarly(id string, nss []specs.LinuxNamespace, stdio Stdio, terminal boo
 		return nil, err
 	}
 	e := &Early{id: id, flags: flags, terminal: terminal, stdio: stdio, ready: make(chan struct{})}
-	go func() {
-		defer close(e.ready)
-		e.err = e.start()
-	}()
+	go e.run()
 	return e, nil
+}
+
+// run starts the init from this goroutine's own thread, then keeps the thread until release:
+// the kernel sends the init's parent-death signal when the thread that forked it ends (see
+// startOnOwnThread, which this is without a second goroutine to hand over to).
+func (e *Early) run() {
+	goruntime.LockOSThread()
+	defer goruntime.UnlockOSThread()
+	done := make(chan struct{})
+	e.err = e.start()
+	if e.err == nil {
+		e.release = sync.OnceFunc(func() { close(done) })
+	}
+	close(e.ready)
+	if e.err == nil {
+		<-done
+	}
 }
 
 func (e *Early) start() error {
@@ -56,7 +72,7 @@ func (e *Early) start() error {
 	if !e.terminal {
 		in = &e.stdio
 	}
-	e.cmd, e.sock, e.release, err = spawnInit(e.flags, cg, in, false, false)
+	e.cmd, e.sock, _, err = spawnInit(e.flags, cg, in, false, true)
 	if cg != nil {
 		cg.v2fd.Close()
 	}
