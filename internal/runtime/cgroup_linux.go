@@ -35,6 +35,7 @@ type cgroup struct {
 	v1   map[string]string // v1 hierarchy name ("memory", "devices", "cpu,cpuacct"...) -> directory
 	v2   string            // cgroup2 directory, or ""
 	v2fd *os.File          // open v2 directory, for CLONE_INTO_CGROUP
+	in1  map[string]bool   // v1 directories the init is in already (an early init's)
 }
 
 // cgroup2Only reports whether /sys/fs/cgroup is a cgroup2 mount (a unified, v2-only host).
@@ -171,6 +172,23 @@ func (cg *cgroup) prepare(attr *syscall.SysProcAttr) {
 	}
 }
 
+// adopt takes dir, a v1 directory an early init was moved into (or ""), as one the init is in:
+// join skips it, and remove removes it, whether the limits needed it or not.
+func (cg *cgroup) adopt(dir string) {
+	if dir == "" {
+		return
+	}
+	h := filepath.Base(filepath.Dir(filepath.Dir(dir))) // /sys/fs/cgroup/<h>/kiln/<id>
+	if cur, ok := cg.v1[h]; ok && cur != dir {
+		return // not ours after all (fits checked the path): Start's own join moves it
+	}
+	cg.v1[h] = dir
+	if cg.in1 == nil {
+		cg.in1 = map[string]bool{}
+	}
+	cg.in1[dir] = true
+}
+
 // join moves pid into the v1 hierarchies (before the init has read its config, so before it
 // can do anything).
 func (cg *cgroup) join(pid int) error {
@@ -178,6 +196,9 @@ func (cg *cgroup) join(pid int) error {
 		return nil
 	}
 	for _, h := range slices.Sorted(maps.Keys(cg.v1)) {
+		if cg.in1[cg.v1[h]] {
+			continue
+		}
 		if err := writeFile(cg.v1[h], "cgroup.procs", strconv.Itoa(pid)); err != nil {
 			return fmt.Errorf("join cgroup: %w", err)
 		}

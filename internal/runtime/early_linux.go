@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	goruntime "runtime"
 	"sync"
 
@@ -30,6 +31,7 @@ type Early struct {
 	sock     *os.File
 	release  func()
 	v2       string // the cgroup2 directory it was born in, or ""
+	v1       string // without cgroup2: the v1 devices cgroup it was moved into, or ""
 }
 
 // StartEarly starts the init of container id in new namespaces nss, with stdio (unused when
@@ -78,8 +80,30 @@ func (e *Early) start() error {
 	}
 	if err != nil {
 		e.removeCgroup()
+		return err
 	}
-	return err
+	e.joinDevices1()
+	return nil
+}
+
+// joinDevices1 moves the init into its v1 devices cgroup, where the host has no cgroup2 for the
+// device filter: a v1 migration waits for an RCU grace period (5 ms here), which this way
+// passes while the init's Go runtime starts, not after. Start writes the allow-list into it,
+// before the workload can run. A failure leaves the joining to Start.
+func (e *Early) joinDevices1() {
+	h := v1Hierarchy("devices")
+	if e.v2 != "" || h == "" {
+		return
+	}
+	dir := filepath.Join(cgroupRoot, h, "kiln", e.id)
+	if os.MkdirAll(dir, 0o755) != nil {
+		return
+	}
+	e.v1 = dir // removed with the cgroup, joined or not
+	if writeFile(dir, "cgroup.procs", strconv.Itoa(e.cmd.Process.Pid)) != nil {
+		e.v1 = ""
+		rmdirRetry(dir)
+	}
 }
 
 // cgroup makes the cgroup2 directory the init is born in, where the host has cgroup2; its
@@ -119,8 +143,10 @@ func (e *Early) abort() {
 }
 
 func (e *Early) removeCgroup() {
-	if e.v2 != "" {
-		rmdirRetry(e.v2)
+	for _, d := range []string{e.v2, e.v1} {
+		if d != "" {
+			rmdirRetry(d)
+		}
 	}
 }
 
@@ -147,7 +173,7 @@ func (e *Early) fits(cfg Config) error {
 		return err
 	case flags != e.flags:
 		return errors.New("other namespaces")
-	case cfg.ID != e.id || (e.v2 != "" && cgroupPath(cfg.ID, cfg.Spec) != "/kiln/"+e.id):
+	case cfg.ID != e.id || ((e.v2 != "" || e.v1 != "") && cgroupPath(cfg.ID, cfg.Spec) != "/kiln/"+e.id):
 		return errors.New("another cgroup")
 	case cfg.KeepAlive || cfg.LockedThread:
 		return errors.New("kept alive, or forked from the caller's thread")

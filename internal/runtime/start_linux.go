@@ -54,6 +54,7 @@ func Start(ctx context.Context, cfg Config) (*Container, error) {
 	var release func()
 	if early != nil {
 		cmd, sock, release = early.cmd, early.sock, early.release
+		cg.adopt(early.v1)
 	} else if cmd, sock, release, err = startInit(cfg, cg); err != nil {
 		cg.remove()
 		return nil, &Error{Code: 125, Err: err}

@@ -288,3 +288,30 @@ func hostDirs(t *testing.T, n int) []*os.File {
 	}
 	return files
 }
+
+// Where the device filter cannot hang in cgroup2 (a host with v1 controllers only: here, a
+// mount namespace with the hybrid layout's cgroup2 unmounted), it is the v1 devices cgroup the
+// early init joins while it starts. A disk must still stay closed, and the cgroup must go with
+// the container.
+func TestDeviceFilterOnV1Hierarchy(t *testing.T) {
+	if _, err := os.Stat("/sys/fs/cgroup/devices/devices.allow"); err != nil {
+		t.Skip("SKIP: no v1 devices hierarchy at /sys/fs/cgroup/devices (a cgroup2-only host)")
+	}
+	need(t, "unshare")
+	root := t.TempDir()
+	busyboxImage(t, root)
+	script := `mknod /tmp/disk b 8 0 2>/dev/null; head -c 1 /tmp/disk >/dev/null 2>&1 && echo ESCAPED; grep devices /proc/self/cgroup`
+	cmd := exec.Command("unshare", "-m", "sh", "-c", `umount /sys/fs/cgroup/unified 2>/dev/null; exec "$@"`, "sh",
+		kiln, "--root", root, "run", "--rm", "busybox", "sh", "-c", script)
+	out, err := cmd.CombinedOutput()
+	if err != nil || strings.Contains(string(out), "ESCAPED") {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	_, rel, ok := strings.Cut(strings.TrimSpace(string(out)), ":devices:")
+	if !ok || !strings.HasPrefix(rel, "/kiln/") {
+		t.Fatalf("the container is not in a kiln devices cgroup:\n%s", out)
+	}
+	if _, err := os.Stat(filepath.Join("/sys/fs/cgroup/devices", rel)); err == nil {
+		t.Errorf("the container's devices cgroup %s is left after it ended", rel)
+	}
+}
