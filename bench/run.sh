@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # bench/run.sh: start latency of `kiln run --rm IMAGE /bin/true` beside runc and crun running the
 # same root filesystem with the same namespaces, and the floor (unshare + chroot), in one run.
-# Needs root, hyperfine, runc, crun, busybox-static (apt-get install -y hyperfine runc crun busybox-static).
+# Needs root, runc, crun, busybox-static (apt-get install -y runc crun busybox-static).
 # crun 1.8 refuses this machine's hybrid cgroup layout: it runs in a private mount namespace with
 # /sys/fs/cgroup/unified unmounted; kiln, runc and the floor are measured both there and on the
-# host's own layout, in the same run.
+# host's own layout, in the same run. Runs are interleaved in rounds: bench/interleave.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-30}
@@ -59,48 +59,59 @@ json.dump(c, open(f"{dst}/config.json", "w"))
 PY
 "$work/kiln" rm "$id" >/dev/null
 
+# The commands are timed in interleaved rounds (bench/interleave): each round runs each once,
+# the order rotating, so that a change in this VM's load weighs on all alike.
+go build -o "$work/interleave" ./bench/interleave
+kilncmd="kiln run --rm=$work/kiln run --rm --network none bb /bin/true"
+floor="floor: unshare -mpfiun chroot=unshare -mpfiun chroot $work/bundle/rootfs /bin/true"
 # A: the host as it is (kiln uses the cgroup2 hierarchy for its device filter). crun cannot run here.
 cd "$work/bundle"
-hyperfine -N --style none --runs $RUNS --warmup 3 --export-json "$work/host.json" \
-  -n "kiln run --rm" "$work/kiln run --rm --network none bb /bin/true" \
-  -n "runc run" "runc run --bundle $work/bundle r1" \
-  -n "runc run, kiln's spec" "runc run --bundle $work/kspec r2" \
-  -n "floor: unshare -mpfiun chroot" "unshare -mpfiun chroot $work/bundle/rootfs /bin/true" \
-  >"$work/hyperfine-host.log" 2>&1 || { cat "$work/hyperfine-host.log"; exit 1; }
+"$work/interleave" -runs "$RUNS" -json "$work/host.json" "$kilncmd" \
+  "runc run=runc run --bundle $work/bundle r1" \
+  "runc run, kiln's spec=runc run --bundle $work/kspec r2" \
+  "$floor" >/dev/null
 # B: a private mount namespace without /sys/fs/cgroup/unified, where crun 1.8 runs (kiln falls
 # back to the v1 devices controller there).
 unshare -m bash -s <<SH
 set -e
 umount /sys/fs/cgroup/unified 2>/dev/null || true
 cd "$work/bundle"
-hyperfine -N --style none --runs $RUNS --warmup 3 --export-json "$work/nounified.json" \
-  -n "kiln run --rm" "$work/kiln run --rm --network none bb /bin/true" \
-  -n "crun run" "crun run --bundle $work/bundle c1" \
-  -n "crun run, kiln's spec" "crun run --bundle $work/kspec c2" \
-  -n "runc run" "runc run --bundle $work/bundle r1" \
-  -n "runc run, kiln's spec" "runc run --bundle $work/kspec r2" \
-  -n "floor: unshare -mpfiun chroot" "unshare -mpfiun chroot $work/bundle/rootfs /bin/true" \
-  >"$work/hyperfine.log" 2>&1 || { cat "$work/hyperfine.log"; exit 1; }
+"$work/interleave" -runs "$RUNS" -json "$work/nounified.json" "$kilncmd" \
+  "crun run=crun run --bundle $work/bundle c1" \
+  "crun run, kiln's spec=crun run --bundle $work/kspec c2" \
+  "runc run=runc run --bundle $work/bundle r1" \
+  "runc run, kiln's spec=runc run --bundle $work/kspec r2" \
+  "$floor" >/dev/null
 SH
 
+# Medians (minimum) per layout, then the targets as ratios: kiln at most crun (1.0) and at most
+# half of runc (0.5). Each ratio is of the medians, with a 95% bootstrap interval (rounds
+# resampled whole) and the median of the rounds' own ratios, which a slow drift of the load
+# does not move.
 python3 - "$work/host.json" "$work/nounified.json" <<'PY'
-import json, sys
-def load(p): return {x["command"]: x for x in json.load(open(p))["results"]}
+import json, random, statistics as st, sys
+def load(p): return {c["Name"]: c["Ms"] for c in json.load(open(p))}
 host, nou = load(sys.argv[1]), load(sys.argv[2])
 print("| command | host layout: median (min) ms | unified unmounted: median (min) ms |")
 print("|---|---:|---:|")
 for name in ["kiln run --rm", "crun run", "crun run, kiln's spec", "runc run", "runc run, kiln's spec",
              "floor: unshare -mpfiun chroot"]:
-    cell = lambda r: f"{r[name]['median']*1000:.2f} ({r[name]['min']*1000:.2f})" if name in r else "cannot run"
+    cell = lambda r: f"{st.median(r[name]):.2f} ({min(r[name]):.2f})" if name in r else "cannot run"
     print(f"| {name} | {cell(host)} | {cell(nou)} |")
-PY
-# The targets, as ratios of medians: kiln at most crun (1.0) and at most half of runc (0.5).
-python3 - "$work/host.json" "$work/nounified.json" <<'PY'
-import json, sys
-def load(p): return {x["command"]: x["median"] for x in json.load(open(p))["results"]}
-for layout, r in (("host layout", load(sys.argv[1])), ("unified unmounted", load(sys.argv[2]))):
+random.seed(1)
+def interval(a, b):
+    rounds = list(zip(a, b))
+    rs = sorted(st.median(x for x, _ in s) / st.median(y for _, y in s)
+                for s in ([random.choice(rounds) for _ in rounds] for _ in range(2000)))
+    return rs[50], rs[1949]
+print()
+for layout, r in (("host layout", host), ("unified unmounted", nou)):
     k = r["kiln run --rm"]
-    parts = [f"kiln/{peer.split()[0]}{' (kiln spec)' if 'spec' in peer else ''} {k / r[peer]:.2f}"
-             for peer in ("crun run", "crun run, kiln's spec", "runc run", "runc run, kiln's spec") if peer in r]
-    print(f"{layout}: " + ", ".join(parts))
+    for peer in ("crun run", "crun run, kiln's spec", "runc run", "runc run, kiln's spec"):
+        if peer not in r:
+            continue
+        lo, hi = interval(k, r[peer])
+        paired = st.median(x / y for x, y in zip(k, r[peer]))
+        print(f"{layout}: kiln / {peer}: {st.median(k) / st.median(r[peer]):.3f}"
+              f" (95% interval {lo:.3f}-{hi:.3f}; median of the rounds' ratios {paired:.3f})")
 PY

@@ -172,17 +172,23 @@ func (cg *cgroup) prepare(attr *syscall.SysProcAttr) {
 	}
 }
 
-// adopt takes dir, a v1 directory an early init was moved into (or ""), as one the init is in:
-// join skips it, and remove removes it, whether the limits needed it or not.
+// adopt takes dir, a v1 directory made for an early init (or ""), as one of the container's,
+// to remove at the end whether the limits needed it or not.
 func (cg *cgroup) adopt(dir string) {
 	if dir == "" {
 		return
 	}
 	h := filepath.Base(filepath.Dir(filepath.Dir(dir))) // /sys/fs/cgroup/<h>/kiln/<id>
-	if cur, ok := cg.v1[h]; ok && cur != dir {
-		return // not ours after all (fits checked the path): Start's own join moves it
+	if cur, ok := cg.v1[h]; !ok || cur == dir {
+		cg.v1[h] = dir
 	}
-	cg.v1[h] = dir
+}
+
+// joinedBy records whether the early init is in v1 directory dir already: join skips it then.
+func (cg *cgroup) joinedBy(dir string, in bool) {
+	if !in {
+		return
+	}
 	if cg.in1 == nil {
 		cg.in1 = map[string]bool{}
 	}

@@ -31,7 +31,11 @@ type Early struct {
 	sock     *os.File
 	release  func()
 	v2       string // the cgroup2 directory it was born in, or ""
-	v1       string // without cgroup2: the v1 devices cgroup it was moved into, or ""
+	// Without cgroup2: the v1 devices cgroup made for it, or "", which it is moved into after
+	// ready; joined is closed once that is over, in1 says if it worked.
+	v1     string
+	joined chan struct{}
+	in1    bool
 }
 
 // StartEarly starts the init of container id in new namespaces nss, with stdio (unused when
@@ -43,7 +47,7 @@ func StartEarly(id string, nss []specs.LinuxNamespace, stdio Stdio, terminal boo
 	if err != nil {
 		return nil, err
 	}
-	e := &Early{id: id, flags: flags, terminal: terminal, stdio: stdio, ready: make(chan struct{})}
+	e := &Early{id: id, flags: flags, terminal: terminal, stdio: stdio, ready: make(chan struct{}), joined: make(chan struct{})}
 	go e.run()
 	return e, nil
 }
@@ -60,6 +64,10 @@ func (e *Early) run() {
 		e.release = sync.OnceFunc(func() { close(done) })
 	}
 	close(e.ready)
+	if e.err == nil {
+		e.joinDevices1()
+	}
+	close(e.joined)
 	if e.err == nil {
 		<-done
 	}
@@ -80,37 +88,32 @@ func (e *Early) start() error {
 	}
 	if err != nil {
 		e.removeCgroup()
-		return err
 	}
-	e.joinDevices1()
-	return nil
+	return err
 }
 
 // joinDevices1 moves the init into its v1 devices cgroup, where the host has no cgroup2 for the
 // device filter: a v1 migration waits for an RCU grace period (5 ms here), which this way
-// passes while the init's Go runtime starts, not after. Start writes the allow-list into it,
-// before the workload can run. A failure leaves the joining to Start.
+// passes beside the init's Go start and the caller's preparation; Start waits for it only
+// before its go byte, and writes the allow-list first. A failure leaves the joining to Start.
 func (e *Early) joinDevices1() {
-	h := v1Hierarchy("devices")
-	if e.v2 != "" || h == "" {
-		return
-	}
-	dir := filepath.Join(cgroupRoot, h, "kiln", e.id)
-	if os.MkdirAll(dir, 0o755) != nil {
-		return
-	}
-	e.v1 = dir // removed with the cgroup, joined or not
-	if writeFile(dir, "cgroup.procs", strconv.Itoa(e.cmd.Process.Pid)) != nil {
-		e.v1 = ""
-		rmdirRetry(dir)
+	if e.v1 != "" {
+		e.in1 = writeFile(e.v1, "cgroup.procs", strconv.Itoa(e.cmd.Process.Pid)) == nil
 	}
 }
 
 // cgroup makes the cgroup2 directory the init is born in, where the host has cgroup2; its
-// limits and device filter are written by Start, before the workload runs.
+// limits and device filter are written by Start, before the workload runs. Without cgroup2 it
+// makes the v1 devices directory joinDevices1 moves the init into (best effort).
 func (e *Early) cgroup() (*cgroup, error) {
 	u := devcgroup.Unified()
 	if u == "" {
+		if h := v1Hierarchy("devices"); h != "" {
+			dir := filepath.Join(cgroupRoot, h, "kiln", e.id)
+			if os.MkdirAll(dir, 0o755) == nil {
+				e.v1 = dir
+			}
+		}
 		return nil, nil
 	}
 	e.v2 = filepath.Join(u, "kiln", e.id)
@@ -135,6 +138,7 @@ func (e *Early) abort() {
 	if <-e.ready; e.err != nil {
 		return // nothing runs, nothing is left
 	}
+	<-e.joined
 	e.sock.Close() // the init, waiting for its config, reads EOF and ends
 	e.cmd.Process.Kill()
 	e.cmd.Wait()

@@ -63,6 +63,10 @@ func Start(ctx context.Context, cfg Config) (*Container, error) {
 	// Joining a v1 cgroup waits for an RCU grace period (milliseconds): do it while the init
 	// sets up mounts; the init waits for goByte before it execs the workload.
 	join := func() error {
+		if early != nil && early.v1 != "" {
+			<-early.joined
+			cg.joinedBy(early.v1, early.in1)
+		}
 		if err := cg.join(cmd.Process.Pid); err != nil {
 			return err
 		}
