@@ -61,12 +61,14 @@ PY
 
 # The commands are timed in interleaved rounds (bench/interleave): each round runs each once,
 # the order rotating, so that a change in this VM's load weighs on all alike.
+# SETTLE=50ms pauses before each run; GROUPED=1 runs each command's rounds back to back, as
+# hyperfine does (see bench/interleave).
 go build -o "$work/interleave" ./bench/interleave
 kilncmd="kiln run --rm=$work/kiln run --rm --network none bb /bin/true"
 floor="floor: unshare -mpfiun chroot=unshare -mpfiun chroot $work/bundle/rootfs /bin/true"
 # A: the host as it is (kiln uses the cgroup2 hierarchy for its device filter). crun cannot run here.
 cd "$work/bundle"
-"$work/interleave" -runs "$RUNS" -json "$work/host.json" "$kilncmd" \
+"$work/interleave" -runs "$RUNS" -settle "${SETTLE:-0}" -grouped="${GROUPED:-0}" -json "$work/host.json" "$kilncmd" \
   "runc run=runc run --bundle $work/bundle r1" \
   "runc run, kiln's spec=runc run --bundle $work/kspec r2" \
   "$floor" >/dev/null
@@ -76,7 +78,7 @@ unshare -m bash -s <<SH
 set -e
 umount /sys/fs/cgroup/unified 2>/dev/null || true
 cd "$work/bundle"
-"$work/interleave" -runs "$RUNS" -json "$work/nounified.json" "$kilncmd" \
+"$work/interleave" -runs "$RUNS" -settle "${SETTLE:-0}" -grouped="${GROUPED:-0}" -json "$work/nounified.json" "$kilncmd" \
   "crun run=crun run --bundle $work/bundle c1" \
   "crun run, kiln's spec=crun run --bundle $work/kspec c2" \
   "runc run=runc run --bundle $work/bundle r1" \

@@ -6,6 +6,12 @@
 //
 //	interleave -runs 40 -json out.json NAME=COMMAND... [NAME=COMMAND...]
 //
+// With -grouped each command runs all its rounds before the next starts, as with hyperfine.
+// With -settle it pauses before each run, so that what the kernel defers from the run before (a
+// network namespace is torn down by a workqueue, after its last process) is not charged to
+// whichever command comes next; on this VM the pause also lets the virtual CPUs go idle, which
+// slows the next run's start (crun's most: see docs/benchmarks.md).
+//
 // COMMAND is split on spaces (no shell). Each command runs with stdin, stdout and stderr on
 // /dev/null; a command that fails stops the run. It prints each command's median and minimum,
 // and writes the wall times, in milliseconds and in round order, as JSON.
@@ -32,10 +38,20 @@ func main() {
 	runs := flag.Int("runs", 30, "rounds")
 	warmup := flag.Int("warmup", 3, "untimed rounds first")
 	out := flag.String("json", "", "write the times here")
+	grouped := flag.Bool("grouped", false, "run each command's rounds back to back instead (as hyperfine does)")
+	settle := flag.Duration("settle", 0, "pause before each run (0: none), for what the kernel defers (a network namespace's teardown) to end")
 	flag.Parse()
 	cmds, err := parse(flag.Args())
 	if err == nil {
-		err = measure(cmds, *runs, *warmup)
+		if *grouped {
+			for _, c := range cmds {
+				if err = measure([]*command{c}, *runs, *warmup, *settle); err != nil {
+					break
+				}
+			}
+		} else {
+			err = measure(cmds, *runs, *warmup, *settle)
+		}
 	}
 	if err == nil && *out != "" {
 		err = write(*out, cmds)
@@ -64,7 +80,7 @@ func parse(args []string) ([]*command, error) {
 	return cmds, nil
 }
 
-func measure(cmds []*command, runs, warmup int) error {
+func measure(cmds []*command, runs, warmup int, settle time.Duration) error {
 	null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
 	if err != nil {
 		return err
@@ -73,6 +89,7 @@ func measure(cmds []*command, runs, warmup int) error {
 	for i := -warmup; i < runs; i++ {
 		for j := range cmds {
 			c := cmds[(max(i, 0)+j)%len(cmds)]
+			time.Sleep(settle)
 			d, err := timeOne(c.Args, null)
 			if err != nil {
 				return fmt.Errorf("%s: %w", c.Name, err)
