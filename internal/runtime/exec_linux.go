@@ -204,17 +204,18 @@ func cgroupDir(line string) string {
 // initExec runs in the helper Exec started: in the container's cgroups and its ipc, uts, net
 // and cgroup namespaces, not yet in its mount and pid namespaces (see nsOrder).
 func initExec(g *gate, cfg *initConfig) error {
-	if cfg.Spec == nil || cfg.Spec.Process == nil || len(cfg.Spec.Process.Args) == 0 {
+	spec := cfg.Spec.spec()
+	if spec == nil || spec.Process == nil || len(spec.Process.Args) == 0 {
 		return errorf(125, "exec: no process")
 	}
 	closeHeld(fdExe, fdSock, fdLater, fdLater+1) // kiln's inherited descriptors: the command's fork copies ours
 	if err := joinLater(os.Args[1:]); err != nil {
 		return err
 	}
-	if err := openConsole(g.sock, "/", cfg.Spec.Process); err != nil {
+	if err := openConsole(g.sock, "/", spec.Process); err != nil {
 		return wrapStep("set up console", err)
 	}
-	return startWorkload(g, cfg.Spec, cfg.Seccomp)
+	return startWorkload(g, spec, cfg.Seccomp)
 }
 
 // fdLater is the first descriptor on which Exec passes the helper the namespaces it joins itself,

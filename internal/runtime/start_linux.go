@@ -95,7 +95,33 @@ func validate(s *specs.Spec) error {
 	case s.Linux == nil:
 		return errors.New("runtime spec: no linux section")
 	}
+	if f := unsupported(s); f != "" {
+		return fmt.Errorf("runtime spec: %s is not supported", f)
+	}
 	return nil
+}
+
+// unsupported names the first field of s the runtime does not implement, or "": refused, not
+// silently ignored (see initSpec for what the init gets).
+func unsupported(s *specs.Spec) string {
+	l := s.Linux
+	for _, f := range []struct {
+		name string
+		set  bool
+	}{
+		{"hooks", s.Hooks != nil},
+		{"solaris", s.Solaris != nil}, {"windows", s.Windows != nil}, {"vm", s.VM != nil},
+		{"zos", s.ZOS != nil}, {"freebsd", s.FreeBSD != nil},
+		{"linux.uidMappings", len(l.UIDMappings) > 0}, {"linux.gidMappings", len(l.GIDMappings) > 0},
+		{"linux.netDevices", len(l.NetDevices) > 0}, {"linux.mountLabel", l.MountLabel != ""},
+		{"linux.intelRdt", l.IntelRdt != nil}, {"linux.memoryPolicy", l.MemoryPolicy != nil},
+		{"linux.personality", l.Personality != nil}, {"linux.timeOffsets", len(l.TimeOffsets) > 0},
+	} {
+		if f.set {
+			return f.name
+		}
+	}
+	return ""
 }
 
 // startInit runs the kiln binary as the container's init inside new namespaces. fd 3 of the
