@@ -32,13 +32,16 @@ end=$(date +%s%N)
 after=$(blocks_kib "$KILN_ROOT")
 running=$("$kiln" ps --format json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')
 layer=$(blocks_kib "$KILN_ROOT/layers")
-pss=$("$kiln" ps --format json | python3 -c '
-import json,sys
-ps=json.load(sys.stdin); t=0
+# The monitors' memory, a median over them: RSS (every page it maps, shared or not) and PSS (its
+# share of the pages it shares with the other monitors: the binary's).
+read -r rss pss <<<"$("$kiln" ps --format json | python3 -c '
+import json, statistics, sys
+ps = json.load(sys.stdin); m = {"Rss:": [], "Pss:": []}
 for c in ps:
     for l in open("/proc/%d/smaps_rollup" % c["MonitorPid"]):
-        if l.startswith("Pss:"): t+=int(l.split()[1])
-print(t//len(ps))')
+        k = l.split()[0]
+        if k in m: m[k].append(int(l.split()[1]))
+print(int(statistics.median(m["Rss:"])), int(statistics.median(m["Pss:"])))')"
 echo "| measure | value |"
 echo "|---|---:|"
 echo "| containers started (running afterwards) | $N ($running) |"
@@ -46,4 +49,4 @@ echo "| total time | $(( (end-start)/1000000 )) ms |"
 echo "| per container | $(( (end-start)/1000000/N )) ms |"
 echo "| disk added by $N containers | $((after-before)) KiB ($(( (after-before)/N )) KiB each: record, empty upper and work dirs) |"
 echo "| shared unpacked layer (once) | $layer KiB |"
-echo "| monitor memory, PSS each | $pss KiB |"
+echo "| monitor memory, each (median): RSS / PSS | $rss / $pss KiB |"

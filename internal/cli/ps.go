@@ -12,10 +12,10 @@ import (
 )
 
 func newPs(e *env) *cobra.Command {
-	var all bool
+	var all, quiet bool
 	var format string
 	cmd := &cobra.Command{
-		Use:   "ps [-a] [--format table|json]",
+		Use:   "ps [-a] [-q] [--format table|json]",
 		Short: "List containers",
 		Long:  "List running containers (all with -a). The state is read from disk and checked against the live processes, so a container whose monitor was killed shows as exited.",
 		Args:  cobra.NoArgs,
@@ -36,19 +36,25 @@ func newPs(e *env) *cobra.Command {
 					shown = append(shown, s)
 				}
 			}
-			switch format {
-			case "json":
+			switch {
+			case quiet:
+				for _, s := range shown {
+					fmt.Fprintln(e.stdout, s.ID)
+				}
+				return nil
+			case format == "json":
 				if shown == nil {
 					shown = []*container.State{}
 				}
 				return writeJSON(e, shown)
-			case "table", "":
+			case format == "table" || format == "":
 				return psTable(e, shown)
 			}
 			return fmt.Errorf("--format %q: want table or json", format)
 		},
 	}
 	cmd.Flags().BoolVarP(&all, "all", "a", false, "show all containers, not only running ones")
+	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "print only the full container IDs")
 	cmd.Flags().StringVar(&format, "format", "table", "output format: table or json")
 	return cmd
 }

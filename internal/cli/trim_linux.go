@@ -2,6 +2,8 @@ package cli
 
 import (
 	"bufio"
+	"encoding/binary"
+	"io"
 	"os"
 	"strconv"
 	"strings"
@@ -10,37 +12,65 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// trimResident drops from this process's resident set the pages of its executable's code, which
-// the kernel can read back from the file. A monitor idles
-// for its container's whole life; what it ran to start it need not stay resident, and if it runs
-// again the kernel faults it back in from the page cache, a page at a time.
+// trimResident drops from this process's resident set the pages of its executable that the
+// kernel can read back from the file: its code, and its read-only data (type information, the
+// tables the runtime walks to scan stacks) when the executable is not position-independent. A
+// monitor idles for its container's whole life; what it ran to start it need not stay
+// resident, and if it runs again the kernel faults it back in from the page cache, a page at a
+// time.
 func trimResident() {
 	exe, err := os.Stat("/proc/self/exe")
 	if err != nil {
 		return
 	}
+	fixed := fixedAddress("/proc/self/exe")
 	f, err := os.Open("/proc/self/maps")
 	if err != nil {
 		return
 	}
 	defer f.Close()
+	var ranges [][2]uintptr
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		start, end, ok := readOnlyMappingOf(sc.Text(), exe)
-		if ok {
-			// RANDOM first: later faults then map single pages, not the 64 KiB around them.
-			unix.Syscall(unix.SYS_MADVISE, start, end-start, unix.MADV_RANDOM)
-			unix.Syscall(unix.SYS_MADVISE, start, end-start, unix.MADV_DONTNEED)
+		if start, end, ok := readOnlyMappingOf(sc.Text(), exe, fixed); ok {
+			ranges = append(ranges, [2]uintptr{start, end})
 		}
+	}
+	// All at the end, in a loop of two system calls: the code that runs after a range is
+	// dropped faults its pages back in.
+	for _, r := range ranges {
+		// RANDOM first: later faults then map single pages, not the 64 KiB around them.
+		unix.Syscall(unix.SYS_MADVISE, r[0], r[1]-r[0], unix.MADV_RANDOM)
+		unix.Syscall(unix.SYS_MADVISE, r[0], r[1]-r[0], unix.MADV_DONTNEED)
 	}
 }
 
-// readOnlyMappingOf parses a /proc/self/maps line: "start-end perms offset dev inode path".
-func readOnlyMappingOf(line string, exe os.FileInfo) (uintptr, uintptr, bool) {
+// fixedAddress reports whether the ELF executable at path is linked at a fixed address
+// (ET_EXEC, as Go links a static binary by default), not position-independent (ET_DYN).
+func fixedAddress(path string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	var h [18]byte
+	if _, err := io.ReadFull(f, h[:]); err != nil || string(h[:4]) != "\x7fELF" {
+		return false
+	}
+	typ := binary.LittleEndian.Uint16(h[16:])
+	if h[5] == 2 { // big-endian
+		typ = binary.BigEndian.Uint16(h[16:])
+	}
+	return typ == 2 // ET_EXEC
+}
+
+// readOnlyMappingOf parses a /proc/self/maps line: "start-end perms offset dev inode path". It
+// takes the executable's code, and its read-only data if fixed: a position-independent
+// executable's read-only data includes RELRO, relocated at start, and dropping it would read
+// back unrelocated pages from the file.
+func readOnlyMappingOf(line string, exe os.FileInfo, fixed bool) (uintptr, uintptr, bool) {
 	fields := strings.Fields(line)
-	// Code only: a PIE's read-only data includes RELRO, relocated at start; dropping it would
-	// read back unrelocated pages from the file.
-	if len(fields) < 6 || fields[1] != "r-xp" {
+	if len(fields) < 6 || (fields[1] != "r-xp" && (!fixed || fields[1] != "r--p")) {
 		return 0, 0, false
 	}
 	st, ok := exe.Sys().(*syscall.Stat_t)
