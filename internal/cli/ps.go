@@ -12,10 +12,10 @@ import (
 )
 
 func newPs(e *env) *cobra.Command {
-	var all, quiet bool
+	var all, quiet, noTrunc bool
 	var format string
 	cmd := &cobra.Command{
-		Use:   "ps [-a] [-q] [--format table|json]",
+		Use:   "ps [-a] [-q] [--no-trunc] [--format table|json]",
 		Short: "List containers",
 		Long:  "List running containers (all with -a). The state is read from disk and checked against the live processes, so a container whose monitor was killed shows as exited.",
 		Args:  cobra.NoArgs,
@@ -39,7 +39,7 @@ func newPs(e *env) *cobra.Command {
 			switch {
 			case quiet:
 				for _, s := range shown {
-					fmt.Fprintln(e.stdout, s.ID)
+					fmt.Fprintln(e.stdout, shortID(s.ID, noTrunc))
 				}
 				return nil
 			case format == "json":
@@ -48,13 +48,14 @@ func newPs(e *env) *cobra.Command {
 				}
 				return writeJSON(e, shown)
 			case format == "table" || format == "":
-				return psTable(e, shown)
+				return psTable(e, shown, noTrunc)
 			}
 			return fmt.Errorf("--format %q: want table or json", format)
 		},
 	}
 	cmd.Flags().BoolVarP(&all, "all", "a", false, "show all containers, not only running ones")
-	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "print only the full container IDs")
+	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "print only the container IDs")
+	cmd.Flags().BoolVar(&noTrunc, "no-trunc", false, "print whole IDs, not their first 12 characters")
 	cmd.Flags().StringVar(&format, "format", "table", "output format: table or json")
 	return cmd
 }
@@ -75,11 +76,19 @@ func reapAutoRemove(e *env, cs *container.Containers, states []*container.State)
 	return kept
 }
 
-func psTable(e *env, states []*container.State) error {
+// shortID is id's first 12 characters, as Docker shows it, or all of it with whole.
+func shortID(id string, whole bool) string {
+	if whole || len(id) < 12 {
+		return id
+	}
+	return id[:12]
+}
+
+func psTable(e *env, states []*container.State, noTrunc bool) error {
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 3, ' ', 0)
 	fmt.Fprintln(tw, "CONTAINER ID\tIMAGE\tCREATED\tSTATUS\tPORTS\tNAMES")
 	for _, s := range states {
-		fmt.Fprintf(tw, "%s\t%s\t%s ago\t%s\t%s\t%s\n", s.ID[:12], s.Image, since(s.Created), statusLine(s), portsLine(s), s.Name)
+		fmt.Fprintf(tw, "%s\t%s\t%s ago\t%s\t%s\t%s\n", shortID(s.ID, noTrunc), s.Image, since(s.Created), statusLine(s), portsLine(s), s.Name)
 	}
 	return tw.Flush()
 }

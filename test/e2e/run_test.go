@@ -185,8 +185,11 @@ func TestRunDetachedLifecycle(t *testing.T) {
 	if ps := mustKiln(t, root, "ps").stdout; !strings.Contains(ps, "bg") || !strings.Contains(ps, "Up ") {
 		t.Errorf("ps:\n%s", ps)
 	}
-	if q := mustKiln(t, root, "ps", "-q").stdout; q != id+"\n" {
-		t.Errorf("ps -q: %q, want the ID alone", q)
+	if q := mustKiln(t, root, "ps", "-q").stdout; q != id[:12]+"\n" {
+		t.Errorf("ps -q: %q, want the short ID alone", q)
+	}
+	if q := mustKiln(t, root, "ps", "-q", "--no-trunc").stdout; q != id+"\n" {
+		t.Errorf("ps -q --no-trunc: %q, want the ID alone", q)
 	}
 	if r := mustKiln(t, root, "exec", "bg", "sh", "-c", "echo $$; ps | wc -l"); !strings.HasPrefix(r.stdout, "") {
 		t.Errorf("exec: %q", r.stdout)
