@@ -85,7 +85,7 @@ func execIn(cmd *cobra.Command, e *env, f *execFlags, ref string, args []string)
 		return err
 	}
 	defer sh.wait()
-	stop := forwardSignals(sigs, func(sig syscall.Signal) { proc.Signal(sig) })
+	stop := forwardSignals(sigs, func(sig syscall.Signal) { proc.Signal(sig) }, sh.cut)
 	defer stop()
 	detachTTY := func() {}
 	if c := proc.Console(); c != nil {

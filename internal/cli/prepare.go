@@ -253,8 +253,10 @@ func (p *prepared) finish(ctr *runtime.Container) int {
 func (p *prepared) record(exit runtime.Exit) {
 	if p.discardAtExit {
 		s, err := p.rec.Saved()
-		discardState(p.root, p.rec, s, err)
-		return
+		if discardState(p.root, p.rec, s, err) == nil {
+			return
+		}
+		// Still there: keep how it ended, as without --rm, and try once more below.
 	}
 	var auto, bridged bool
 	p.rec.Update(func(s *container.State) error {
@@ -280,8 +282,9 @@ func discardContainer(root string, rec *container.Container) {
 	discardState(root, rec, s, err)
 }
 
-// discardState is discardContainer given the container's state s as read (err if it could not be).
-func discardState(root string, rec *container.Container, s *container.State, err error) {
+// discardState is discardContainer given the container's state s as read (err if it could not
+// be). It returns the error of removing the record.
+func discardState(root string, rec *container.Container, s *container.State, err error) error {
 	if err != nil || s.IPAddress != "" {
 		releaseNetwork(rec.ID())
 	}
@@ -292,5 +295,5 @@ func discardState(root string, rec *container.Container, s *container.State, err
 			}
 		}
 	}
-	rec.Remove()
+	return rec.Remove()
 }

@@ -157,7 +157,7 @@ func foreground(ctx context.Context, e *env, f *runFlags, image string, args []s
 		return err
 	}
 	defer sh.wait()
-	stop := forwardSignals(sigs, func(s syscall.Signal) { ctr.Signal(s) })
+	stop := forwardSignals(sigs, func(s syscall.Signal) { ctr.Signal(s) }, sh.cut)
 	defer stop()
 	detachTTY := func() {}
 	if c := ctr.Console(); c != nil {

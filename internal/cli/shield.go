@@ -4,6 +4,7 @@ import (
 	"io"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -32,6 +33,7 @@ type shield struct {
 	outputs []*os.File // kiln's ends of the output pipes, which it copies from
 	in      *inputPump // nil when stdin is passed through
 	wg      sync.WaitGroup
+	hurry   atomic.Bool // cut was called
 }
 
 func newShield(s runtime.Stdio) (*shield, error) {
@@ -134,7 +136,18 @@ func (sh *shield) wait() {
 	for _, r := range sh.outputs {
 		r.SetReadDeadline(deadline)
 	}
+	if sh.hurry.Load() {
+		sh.cut() // it came before the deadline above
+	}
 	sh.wg.Wait()
+}
+
+// cut ends the wait for output now, as if drainTimeout had passed: kiln was asked to end.
+func (sh *shield) cut() {
+	sh.hurry.Store(true)
+	for _, r := range sh.outputs {
+		r.SetReadDeadline(time.Now())
+	}
 }
 
 // inputPump copies the caller's stdin (a terminal, a file) into the pipe the container reads. It

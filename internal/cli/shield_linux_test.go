@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 
@@ -116,20 +117,7 @@ func TestShieldReadsNothingWithoutReader(t *testing.T) {
 
 // A process the container left behind holds its stdout: kiln stops copying after drainTimeout.
 func TestShieldDrainIsBounded(t *testing.T) {
-	out, err := os.Create(filepath.Join(t.TempDir(), "out"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer out.Close()
-	sh, err := newShield(runtime.Stdio{Stdout: out, Stderr: out})
-	if err != nil {
-		t.Fatal(err)
-	}
-	left, err := dupFile(sh.stdio.Stdout)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer left.Close()
+	sh, out, left := heldShield(t)
 	sh.started()
 	left.Write([]byte("before exit\n"))
 	start := time.Now()
@@ -140,6 +128,25 @@ func TestShieldDrainIsBounded(t *testing.T) {
 	if b, _ := os.ReadFile(out.Name()); string(b) != "before exit\n" {
 		t.Errorf("copied %q", b)
 	}
+}
+
+// heldShield is a shield writing to a file, whose output pipe a process left behind (left)
+// holds open.
+func heldShield(t *testing.T) (sh *shield, out, left *os.File) {
+	t.Helper()
+	out, err := os.Create(filepath.Join(t.TempDir(), "out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { out.Close() })
+	if sh, err = newShield(runtime.Stdio{Stdout: out, Stderr: out}); err != nil {
+		t.Fatal(err)
+	}
+	if left, err = dupFile(sh.stdio.Stdout); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { left.Close() })
+	return sh, out, left
 }
 
 func dupFile(f *os.File) (*os.File, error) {
@@ -163,4 +170,54 @@ func readWithin(t *testing.T, f *os.File, limit time.Duration) string {
 		n = 0
 	}
 	return string(buf[:n])
+}
+
+// A late ^C (after the container exited, while its output drains) ends the drain at once,
+// whether it comes before wait sets its deadline or during the wait.
+func TestShieldCutEndsDrain(t *testing.T) {
+	for _, during := range []bool{false, true} {
+		sh, _, _ := heldShield(t)
+		sh.started()
+		start := time.Now()
+		if during {
+			time.AfterFunc(100*time.Millisecond, sh.cut)
+		} else {
+			sh.cut()
+		}
+		sh.wait()
+		took := time.Since(start)
+		if took >= drainTimeout {
+			t.Errorf("cut during wait=%v: wait took %v, the whole drain timeout", during, took)
+		}
+	}
+}
+
+// Once stopped, forwardSignals no longer sends: a signal asking kiln to end calls late, others
+// are dropped.
+func TestForwardSignalsAfterStop(t *testing.T) {
+	ch := make(chan os.Signal, 4)
+	sent := make(chan syscall.Signal, 4)
+	late := make(chan struct{}, 4)
+	stop := forwardSignals(ch, func(s syscall.Signal) { sent <- s }, func() { late <- struct{}{} })
+	ch <- syscall.SIGUSR1
+	if s := <-sent; s != syscall.SIGUSR1 {
+		t.Fatalf("sent %v, want SIGUSR1", s)
+	}
+	stop()
+	stop() // twice is fine: deferred, and called early on some paths
+	ch <- syscall.SIGUSR2
+	ch <- syscall.SIGINT
+	select {
+	case <-late:
+	case <-time.After(10 * time.Second):
+		t.Fatal("SIGINT after stop did not call late")
+	}
+	select {
+	case s := <-sent:
+		t.Errorf("%v sent after stop", s)
+	default:
+	}
+	if n := len(late); n != 0 {
+		t.Errorf("late called %d more times, for SIGUSR2", n)
+	}
 }

@@ -2,8 +2,7 @@ package cli
 
 import (
 	"bufio"
-	"encoding/binary"
-	"io"
+	"debug/elf"
 	"os"
 	"strconv"
 	"strings"
@@ -45,23 +44,27 @@ func trimResident() {
 	}
 }
 
-// fixedAddress reports whether the ELF executable at path is linked at a fixed address
-// (ET_EXEC, as Go links a static binary by default), not position-independent (ET_DYN).
+// fixedAddress reports whether the ELF executable at path is linked at a fixed address and
+// never relocated (ET_EXEC with no interpreter, no dynamic section and no RELRO, as Go links a
+// static binary by default): then its read-only data is the file's, byte for byte. A
+// dynamically linked ET_EXEC (a cgo build) has its GOT in a read-only RELRO mapping, written
+// by the dynamic linker at start.
 func fixedAddress(path string) bool {
-	f, err := os.Open(path)
+	f, err := elf.Open(path)
 	if err != nil {
 		return false
 	}
 	defer f.Close()
-	var h [18]byte
-	if _, err := io.ReadFull(f, h[:]); err != nil || string(h[:4]) != "\x7fELF" {
+	if f.Type != elf.ET_EXEC {
 		return false
 	}
-	typ := binary.LittleEndian.Uint16(h[16:])
-	if h[5] == 2 { // big-endian
-		typ = binary.BigEndian.Uint16(h[16:])
+	for _, p := range f.Progs {
+		switch p.Type {
+		case elf.PT_INTERP, elf.PT_DYNAMIC, elf.PT_GNU_RELRO:
+			return false
+		}
 	}
-	return typ == 2 // ET_EXEC
+	return true
 }
 
 // readOnlyMappingOf parses a /proc/self/maps line: "start-end perms offset dev inode path". It

@@ -77,11 +77,12 @@ func catchSignalsAsync() func() chan os.Signal {
 }
 
 // forwardSignals sends the caught signals (but those about kiln's own terminal and runtime) to
-// send, until the returned function is called. That function leaves the signals caught, for
-// kiln exits right after: turning them back off costs a round trip to Go's signal thread for
-// each, as turning them on did, about 3 ms of a 20 ms container run on a slow virtual machine.
-// A signal between then and kiln's exit is dropped.
-func forwardSignals(ch chan os.Signal, send func(syscall.Signal)) func() {
+// send, until the returned function is called. From then on the container has exited and kiln
+// is about to: a signal that asks kiln to end (SIGINT, SIGTERM, SIGHUP, SIGQUIT) calls late,
+// which cuts short what kiln still waits for; others are dropped. The signals stay caught:
+// turning them back off costs a round trip to Go's signal thread for each, as turning them on
+// did, about 3 ms of a 20 ms container run on a slow virtual machine.
+func forwardSignals(ch chan os.Signal, send func(syscall.Signal), late func()) func() {
 	done := make(chan struct{})
 	go func() {
 		for {
@@ -94,11 +95,16 @@ func forwardSignals(ch chan os.Signal, send func(syscall.Signal)) func() {
 				}
 				send(sig)
 			case <-done:
-				return
+				for s := range ch {
+					switch s {
+					case syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT:
+						late()
+					}
+				}
 			}
 		}
 	}()
-	return func() { close(done) }
+	return sync.OnceFunc(func() { close(done) })
 }
 
 // consoleSize is the window size of the caller's terminal, or nil when in is not one.

@@ -36,6 +36,8 @@ type cgroup struct {
 	v2   string            // cgroup2 directory, or ""
 	v2fd *os.File          // open v2 directory, for CLONE_INTO_CGROUP
 	in1  map[string]bool   // v1 directories the init is in already (an early init's)
+	// An early init's v1 directory where the container's own is elsewhere: removed at the end.
+	extra1 []string
 }
 
 // cgroup2Only reports whether /sys/fs/cgroup is a cgroup2 mount (a unified, v2-only host).
@@ -178,10 +180,12 @@ func (cg *cgroup) adopt(dir string) {
 	if dir == "" {
 		return
 	}
-	h := filepath.Base(filepath.Dir(filepath.Dir(dir))) // /sys/fs/cgroup/<h>/kiln/<id>
-	if cur, ok := cg.v1[h]; !ok || cur == dir {
-		cg.v1[h] = dir
+	h := v1Hierarchy("devices") // where Early.cgroup made it
+	if cur, ok := cg.v1[h]; ok && cur != dir {
+		cg.extra1 = append(cg.extra1, dir) // another path for the same hierarchy: remove it too
+		return
 	}
+	cg.v1[h] = dir
 }
 
 // joinedBy records whether the early init is in v1 directory dir already: join skips it then.
@@ -232,6 +236,7 @@ func (cg *cgroup) dirs() []string {
 	for _, d := range cg.v1 {
 		ds = append(ds, d)
 	}
+	ds = append(ds, cg.extra1...)
 	if cg.v2 != "" {
 		ds = append(ds, cg.v2)
 	}

@@ -77,6 +77,9 @@ func Start(ctx context.Context, cfg Config) (*Container, error) {
 	}
 	console, err := handshake(ctx, sock, msg, join)
 	if err != nil {
+		if early != nil {
+			<-early.joined // its v1 join must be over before the init is reaped and its pid freed
+		}
 		c.abort(sock)
 		return nil, err
 	}

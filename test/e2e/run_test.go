@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -8,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // busyboxImage builds an image of the static busybox with a few applet links.
@@ -413,4 +416,66 @@ func TestRunRmKilledIsRemoved(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(root, "containers", "names", "doomed")); err == nil {
 		t.Error("its name is still taken")
 	}
+}
+
+// A foreground --rm container whose record cannot be removed at its exit keeps how it ended,
+// as without --rm: kiln ps and kiln inspect tell the truth, and kiln rm removes it later.
+func TestRunRmKeepsExitWhenRemoveFails(t *testing.T) {
+	root := t.TempDir()
+	busyboxImage(t, root)
+	run := exec.Command(kiln, "--root", root, "run", "--rm", "--name", "stuck", "busybox", "sh", "-c", "sleep 1; exit 3")
+	if err := run.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if strings.Contains(mustKiln(t, root, "ps").stdout, "stuck") {
+			break
+		}
+	}
+	// Nothing can be renamed out of an immutable directory: removing the record fails.
+	dir := filepath.Join(root, "containers")
+	if err := setImmutable(dir, true); err != nil {
+		run.Process.Kill()
+		run.Wait()
+		t.Skipf("SKIP: cannot make %s immutable: %v", dir, err)
+	}
+	err := run.Wait()
+	setImmutable(dir, false)
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 3 {
+		t.Fatalf("kiln run: %v, want exit status 3", err)
+	}
+	var st []struct {
+		Status   string
+		ExitCode int
+	}
+	r := mustKiln(t, root, "inspect", "stuck")
+	if err := json.Unmarshal([]byte(r.stdout), &st); err != nil || len(st) != 1 {
+		t.Fatalf("kiln inspect stuck: %v\n%s", err, r.stdout)
+	}
+	if s := st[0]; s.Status != "exited" || s.ExitCode != 3 {
+		t.Errorf("the container whose record stayed is %q with exit %d, want exited with 3", s.Status, s.ExitCode)
+	}
+	mustKiln(t, root, "rm", "stuck")
+}
+
+// fsImmutableFL is FS_IMMUTABLE_FL of linux/fs.h.
+const fsImmutableFL = 0x10
+
+// setImmutable sets or clears dir's immutable attribute (chattr +i).
+func setImmutable(dir string, on bool) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	flags, err := unix.IoctlGetUint32(int(f.Fd()), unix.FS_IOC_GETFLAGS)
+	if err != nil {
+		return err
+	}
+	if on {
+		flags |= fsImmutableFL
+	} else {
+		flags &^= fsImmutableFL
+	}
+	return unix.IoctlSetPointerInt(int(f.Fd()), unix.FS_IOC_SETFLAGS, int(flags))
 }
