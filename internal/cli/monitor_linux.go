@@ -5,15 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
-	"os/exec"
 	"os/signal"
 	goruntime "runtime"
-	"runtime/debug"
 	"strconv"
 	"syscall"
-	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -30,24 +26,33 @@ type monitorReport struct {
 	Error string `json:",omitempty"`
 }
 
-// detach hands the prepared container to a monitor in its own session and prints the ID once the
-// container runs.
+// recordArg0 marks the kiln a keeper execs once its container has ended, to record that.
+const recordArg0 = "kiln-record"
+
+// detach hands the prepared container to a keeper and its monitor, in a session of their own,
+// and prints the ID once the container runs (see runtime.StartKeeper). The monitor starts it
+// and tells this kiln how that went; the keeper waits for it, keeps its log, and records its
+// end.
 func detach(e *env, p *prepared) error {
+	log, err := os.OpenFile(p.rec.LogPath(), os.O_CREATE|os.O_WRONLY|os.O_APPEND|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		p.discard()
+		return err
+	}
+	defer log.Close()
 	r, w, err := os.Pipe()
 	if err != nil {
 		p.discard()
 		return err
 	}
 	defer r.Close()
-	cmd := &exec.Cmd{Path: "/proc/self/exe", Args: []string{monitorArg0, p.root, p.rec.ID()},
-		Env: os.Environ(), ExtraFiles: []*os.File{w}, SysProcAttr: &syscall.SysProcAttr{Setsid: true}}
-	err = cmd.Start()
+	_, err = runtime.StartKeeper(runtime.Keeper{Log: log, Report: w, Env: os.Environ(), Title: "kiln-keeper " + p.rec.ID()[:12],
+		Monitor: []string{monitorArg0, p.root, p.rec.ID()}, Record: []string{recordArg0, p.root, p.rec.ID()}})
 	w.Close()
 	if err != nil {
 		p.discard()
 		return fmt.Errorf("start monitor: %w", err)
 	}
-	cmd.Process.Release()
 	var rep monitorReport
 	if err := json.NewDecoder(r).Decode(&rep); err != nil {
 		p.discard()
@@ -60,34 +65,32 @@ func detach(e *env, p *prepared) error {
 	return nil
 }
 
-// Monitor runs a detached container's monitor when this process is one, and never returns then.
-// Call it first thing in main.
+// Monitor runs a detached container's monitor, or records its end, when this process is one of
+// those, and never returns then. Call it first thing in main.
 func Monitor() {
 	switch {
 	case len(os.Args) == 3 && os.Args[0] == monitorArg0:
-		goruntime.LockOSThread() // the container's parent thread; see becomeWaiter
-		// Nothing of the caller's (its directory, its descriptors above the report pipe) stays
-		// with a monitor that lives as long as the container.
+		goruntime.LockOSThread() // the init is forked from this thread
+		// Nothing of the caller's (its directory, its descriptors above the keeper's socket)
+		// reaches the container.
 		os.Chdir("/")
 		unix.CloseRange(4, ^uint(0), unix.CLOSE_RANGE_CLOEXEC)
-		os.Exit(monitor(os.Args[1], os.Args[2], os.NewFile(3, "report")))
-	case len(os.Args) == 6 && os.Args[0] == waiterArg0:
-		os.Exit(waiter(os.Args[1], os.Args[2], os.Args[3:]))
+		os.Exit(monitor(os.Args[1], os.Args[2], os.NewFile(3, "report"), runtime.KeeperSocket()))
+	case len(os.Args) == 4 && os.Args[0] == recordArg0:
+		os.Exit(recordEnd(os.Args[1], os.Args[2], os.Args[3]))
 	}
 }
 
-// monitor starts the container with its output going to the log, tells the starting kiln how
-// that went, then waits for the container and records its end.
-func monitor(root, id string, report *os.File) int {
+// monitor starts the container as its keeper's child, with its output going to the keeper,
+// hands it to the keeper, and tells the starting kiln how that went.
+func monitor(root, id string, report, keeper *os.File) int {
 	tell := func(rep monitorReport) { json.NewEncoder(report).Encode(rep); report.Close() }
-	p, err := loadPrepared(root, id)
-	if err != nil {
-		tell(monitorReport{Code: 125, Error: err.Error()})
+	if keeper == nil {
+		tell(monitorReport{Code: 125, Error: "monitor: no keeper"})
 		return 1
 	}
-	log, err := os.OpenFile(p.rec.LogPath(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	p, err := loadPrepared(root, id)
 	if err != nil {
-		p.discard()
 		tell(monitorReport{Code: 125, Error: err.Error()})
 		return 1
 	}
@@ -98,7 +101,7 @@ func monitor(root, id string, report *os.File) int {
 		tell(monitorReport{Code: 125, Error: err.Error()})
 		return 1
 	}
-	p.lockedThread = true // see Monitor and becomeWaiter
+	p.lockedThread, p.forKeeper = true, true
 	ctr, err := p.start(context.Background(), runtime.Stdio{Stdout: w, Stderr: w}, nil)
 	w.Close()
 	if err != nil {
@@ -106,51 +109,25 @@ func monitor(root, id string, report *os.File) int {
 		tell(monitorReport{Code: runtime.ExitCode(err), Error: err.Error()})
 		return 1
 	}
-	tell(monitorReport{})
 	src := r
 	if c := ctr.Console(); c != nil {
 		src = c
 	}
-	becomeWaiter(root, id, ctr, log, src)
-	// Only if the exec failed: wait here, with everything start-up left in memory.
-	go io.Copy(log, src)
-	p.finish(ctr)
+	if err := runtime.HandToKeeper(keeper, ctr.Pid(), src); err != nil {
+		ctr.Signal(syscall.SIGKILL) // the keeper reaps it; the record says it was lost
+		tell(monitorReport{Code: 125, Error: err.Error()})
+		return 1
+	}
+	tell(monitorReport{})
 	return 0
 }
 
-// waiterArg0 marks the lean half of a monitor: the same process after an execve, waiting.
-const waiterArg0 = "kiln-wait"
-
-// becomeWaiter replaces the monitor's program with a fresh kiln that only waits: the container
-// stays its child across execve, and none of what preparing and starting it used stays
-// resident. The fork and this exec happen on the same locked thread, so the container's
-// parent-death signal does not fire. log and src (the pipe or console the container writes to)
-// survive the exec under their own numbers.
-func becomeWaiter(root, id string, ctr *runtime.Container, log, src *os.File) error {
-	for _, f := range []*os.File{log, src} {
-		if _, err := unix.FcntlInt(f.Fd(), unix.F_SETFD, 0); err != nil {
-			return err
-		}
-	}
-	args := []string{waiterArg0, root, id, strconv.Itoa(ctr.Pid()),
-		strconv.Itoa(int(log.Fd())), strconv.Itoa(int(src.Fd()))}
-	return unix.Exec("/proc/self/exe", args, os.Environ())
-}
-
-// waiter is the monitor after becomeWaiter: copy the container's output to the log, wait for the
-// container, record its end. Signals meant for a terminal, or a shutdown's first round, do not
-// end it: the container's exit does.
-func waiter(root, id string, args []string) int {
+// recordEnd is the kiln a keeper execs once it has reaped its container, with its wait status:
+// it records how the container ended, releases its network and cgroups, and removes it if it
+// was run with --rm.
+func recordEnd(root, id, status string) int {
 	signal.Ignore(syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
-	var nums [3]int
-	for i, a := range args {
-		n, err := strconv.Atoi(a)
-		if err != nil {
-			return 1
-		}
-		nums[i] = n
-	}
-	ctr, err := runtime.Adopt(id, nums[0])
+	ws, err := strconv.ParseUint(status, 10, 32)
 	if err != nil {
 		return 1
 	}
@@ -162,18 +139,7 @@ func waiter(root, id string, args []string) int {
 	if err != nil {
 		return 1
 	}
-	copied := make(chan struct{})
-	go func() {
-		io.Copy(os.NewFile(uintptr(nums[1]), "log"), os.NewFile(uintptr(nums[2]), "output"))
-		close(copied)
-	}()
-	debug.FreeOSMemory()
-	trimResident()
-	exit, _ := ctr.Wait()
-	select { // what the container wrote before it exited
-	case <-copied:
-	case <-time.After(time.Second):
-	}
+	exit, _ := runtime.Ended(id, syscall.WaitStatus(ws))
 	(&prepared{rec: rec, root: root}).record(exit)
 	return 0
 }

@@ -32,6 +32,9 @@ type prepared struct {
 	// lockedThread: the caller (a monitor) is locked to the thread that will wait for the
 	// container; see runtime.Config.LockedThread.
 	lockedThread bool
+	// forKeeper: the container becomes the child of the caller's parent, its keeper, which is
+	// then its monitor; see runtime.Config.ForKeeper.
+	forKeeper bool
 	// discardAtExit: kiln run --rm in the foreground, where kiln itself waits for the exit
 	// status: the record goes without first saying how the container ended.
 	discardAtExit bool
@@ -207,7 +210,7 @@ func load(rec *container.Container, root string) (*prepared, error) {
 // start runs the container and records it as running, with this process as its monitor.
 func (p *prepared) start(ctx context.Context, stdio runtime.Stdio, early *runtime.Early) (*runtime.Container, error) {
 	cfg := runtime.Config{ID: p.rec.ID(), Spec: p.spec, RootFS: p.rootfs, Stdio: stdio, StateDir: p.rec.Dir(),
-		Early: early, LockedThread: p.lockedThread}
+		Early: early, LockedThread: p.lockedThread, ForKeeper: p.forKeeper}
 	if name := p.spec.Annotations[annotationNetwork]; name != "" {
 		cfg.OnCreate = func(pid int) error { return attachNetwork(name, p.rec.ID(), pid) }
 	}
@@ -226,10 +229,14 @@ func (p *prepared) start(ctx context.Context, stdio runtime.Stdio, early *runtim
 		return nil, err
 	}
 	pidStart, _ := container.StartTime(ctr.Pid())
-	monStart := ownStart()
+	mon, monStart := os.Getpid(), ownStart()
+	if p.forKeeper {
+		mon = os.Getppid()
+		monStart, _ = container.StartTime(mon)
+	}
 	err = p.rec.Update(func(s *container.State) error {
 		s.Status, s.Pid, s.PidStart, s.Started = container.StatusRunning, ctr.Pid(), pidStart, time.Now().UTC()
-		s.MonitorPid, s.MonitorStart = os.Getpid(), monStart
+		s.MonitorPid, s.MonitorStart = mon, monStart
 		return nil
 	})
 	if err != nil {

@@ -179,7 +179,7 @@ func (e *Early) fits(cfg Config) error {
 		return errors.New("other namespaces")
 	case cfg.ID != e.id || ((e.v2 != "" || e.v1 != "") && cgroupPath(cfg.ID, cfg.Spec) != "/kiln/"+e.id):
 		return errors.New("another cgroup")
-	case cfg.KeepAlive || cfg.LockedThread:
+	case cfg.KeepAlive || cfg.LockedThread || cfg.ForKeeper:
 		return errors.New("kept alive, or forked from the caller's thread")
 	case cfg.Spec.Process.Terminal != e.terminal:
 		return errors.New("terminal differs")

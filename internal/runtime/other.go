@@ -32,7 +32,6 @@ func (e *Early) Abort()                                                      {}
 
 func Start(context.Context, Config) (*Container, error)    { return nil, errNotLinux }
 func Exec(context.Context, ExecConfig) (*Container, error) { return nil, errNotLinux }
-func Adopt(string, int) (*Container, error)                { return nil, errNotLinux }
 func (c *Container) Pid() int                              { return 0 }
 func (c *Container) Console() *os.File                     { return nil }
 func (c *Container) Wait() (Exit, error)                   { return Exit{}, errNotLinux }

@@ -35,6 +35,10 @@ type Config struct {
 	// container (a monitor's): the init is forked from it. Otherwise Start forks from a thread
 	// it keeps for the purpose (the parent-death signal follows the forking thread).
 	LockedThread bool
+	// ForKeeper makes the init a child of the caller's parent, a detached container's keeper
+	// (see StartKeeper), which waits for it: the caller exits once it has started it, and must
+	// not Wait. The init dies with the keeper.
+	ForKeeper bool
 	// OnCreate, when set, runs once the container's namespaces exist and before its process
 	// starts, with the init's pid on the host: where a network is plugged in (OCI's
 	// createRuntime hook). An error stops the start.

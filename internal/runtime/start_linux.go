@@ -138,7 +138,14 @@ func startInit(cfg Config, cg *cgroup) (*exec.Cmd, *os.File, func(), error) {
 	if !cfg.Spec.Process.Terminal {
 		stdio = &cfg.Stdio
 	}
-	return spawnInit(flags, cg, stdio, cfg.KeepAlive, cfg.LockedThread)
+	keepAlive := cfg.KeepAlive
+	if cfg.ForKeeper {
+		// The init sets its parent-death signal itself (see startWorkload): set here, it would
+		// kill the init at once, its parent not being the forking process.
+		flags |= unix.CLONE_PARENT
+		keepAlive = true
+	}
+	return spawnInit(flags, cg, stdio, keepAlive, cfg.LockedThread)
 }
 
 // spawnInit starts the init with clone flags flags, in cgroup cg (nil: the caller's), with
@@ -154,6 +161,21 @@ func spawnInit(flags uintptr, cg *cgroup, stdio *Stdio, keepAlive, here bool) (c
 		return nil, nil, nil, err
 	}
 	defer theirs.Close()
+	if flags&unix.CLONE_PARENT != 0 {
+		files := make([]*os.File, 3, 5)
+		if stdio != nil {
+			files[0], files[1], files[2] = stdio.Stdin, stdio.Stdout, stdio.Stderr
+		}
+		cgFd := -1
+		if cg != nil && cg.v2fd != nil {
+			cgFd = int(cg.v2fd.Fd())
+		}
+		if cmd, err = spawnForKeeper(flags&^unix.CLONE_PARENT, cgFd, append(files, exe, theirs), initArg0); err != nil {
+			ours.Close()
+			return nil, nil, nil, fmt.Errorf("start container init: %w", err)
+		}
+		return cmd, ours, func() {}, nil
+	}
 	cmd = &exec.Cmd{
 		Path:       "/proc/self/fd/3",
 		Args:       []string{initArg0},
@@ -403,15 +425,4 @@ func exitOf(ps *os.ProcessState) Exit {
 		return Exit{Code: 128 + int(ws.Signal()), Signal: ws.Signal()}
 	}
 	return Exit{Code: ws.ExitStatus()}
-}
-
-// Adopt takes over a container whose process is this process's child but was started by an
-// earlier program this process ran before an execve (the detached monitor sheds its start-up
-// memory that way). id names the container, to release its cgroup when it ends.
-func Adopt(id string, pid int) (*Container, error) {
-	p, err := os.FindProcess(pid)
-	if err != nil {
-		return nil, err
-	}
-	return &Container{proc: p, cgroup: existingCgroup(id)}, nil
 }
