@@ -48,6 +48,19 @@ func TestDetachedKeeper(t *testing.T) {
 		t.Errorf("the keeper's children are %v, want the container %d alone", kids, ctr)
 	}
 	waitLog(t, root, "kept", "kept")
+	// A terminal's hangup, a shutdown's first round: the keeper stays, and so does the container.
+	for _, sig := range []int{1, 2, 15} {
+		if err := syscallKill(keeper, sig); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(200 * time.Millisecond)
+	if state := procFields(t, keeper, "/status")["State"]; !strings.HasPrefix(state, "S") {
+		t.Errorf("after SIGHUP, SIGINT and SIGTERM the keeper is %q, want sleeping", state)
+	}
+	if r := mustKiln(t, root, "ps", "-q"); r.stdout != id[:12]+"\n" {
+		t.Errorf("after SIGHUP, SIGINT and SIGTERM to its keeper, kiln ps -q: %q", r.stdout)
+	}
 	mustKiln(t, root, "rm", "-f", "kept")
 
 	// A terminal: the keeper copies the console.
